@@ -1,0 +1,139 @@
+"""Shared fixtures: real CIFAR-10 subset, tiny official-format CIFAR-100, the --slow switch.
+
+No test may touch the network: BENCH_NO_DOWNLOAD is set before anything imports bench.
+"""
+
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["BENCH_NO_DOWNLOAD"] = "1"
+
+CIFAR10_SCRIPT = Path(__file__).resolve().parents[2] / "shared/data/cifar10_from_jpeg.py"
+CIFAR10_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
+TEST_SUBSET = (2000, 1000)  # train, test: class-balanced, as CI prepares it
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False,
+                     help="also run tests marked slow (long real-data runs)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long real-data tests, run with --slow (CI does)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow test: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def _unavailable(reason: str):
+    """Fail in CI (the data must be there), skip on a developer machine."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _complete(root: Path) -> bool:
+    return all((root / "cifar-10-batches-py" / f).is_file() for f in CIFAR10_FILES)
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir() -> Path:
+    """A data dir holding cifar-10-batches-py: a real class-balanced 2000/1000 subset."""
+    env = os.environ.get("BENCH_TEST_DATA")
+    if env:
+        root = Path(env)
+        if not _complete(root):
+            _unavailable(f"BENCH_TEST_DATA={env} has no complete cifar-10-batches-py folder")
+        return root
+    train, test = TEST_SUBSET
+    root = Path(tempfile.gettempdir()) / f"bench-test-cifar10-{train}-{test}"
+    if _complete(root):
+        return root
+    if not CIFAR10_SCRIPT.is_file():
+        _unavailable(f"no real CIFAR-10: set BENCH_TEST_DATA or provide {CIFAR10_SCRIPT}")
+    staging = Path(tempfile.mkdtemp(prefix=root.name + "-", dir=root.parent))
+    try:
+        done = subprocess.run(
+            [sys.executable, str(CIFAR10_SCRIPT), str(staging), "--train", str(train),
+             "--test", str(test)], capture_output=True, text=True)
+        if done.returncode:
+            pytest.fail(f"{CIFAR10_SCRIPT} failed:\n{done.stderr}")
+        try:
+            staging.rename(root)  # atomic: a half-written cache is never seen
+        except OSError:
+            if not _complete(root):  # else a parallel session built it first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 strings, as the official CIFAR files hold them."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj):
+        n = len(obj)
+        if n < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", n) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+
+def write_official_pickle(path: Path, obj) -> None:
+    """Pickle ``obj`` the way the official CIFAR release did (protocol 2, Python 2 strings)."""
+    with open(path, "wb") as f:
+        Py2Pickler(f, protocol=2).dump(obj)
+
+
+CIFAR100_PER_CLASS = {"train": 5, "test": 2}
+
+
+def make_cifar100_split(split: str, seed: int) -> tuple[np.ndarray, list[int]]:
+    """Deterministic random images (uint8 [n, 3072]) and shuffled fine labels for one split."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(100), CIFAR100_PER_CLASS[split])
+    rng.shuffle(labels)
+    data = rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
+    return data, [int(c) for c in labels]
+
+
+@pytest.fixture(scope="session")
+def cifar100_dir(tmp_path_factory) -> Path:
+    """A data dir holding a tiny cifar-100-python (5 train / 2 test images per class)."""
+    root = tmp_path_factory.mktemp("cifar100")
+    folder = root / "cifar-100-python"
+    folder.mkdir()
+    for seed, split in enumerate(("train", "test")):
+        data, fine = make_cifar100_split(split, seed)
+        write_official_pickle(folder / split, {
+            b"filenames": [f"img_{i:05d}.png".encode() for i in range(len(fine))],
+            b"batch_label": f"{split}ing batch 1 of 1".encode(),
+            b"fine_labels": fine,
+            b"coarse_labels": [c // 5 for c in fine],
+            b"data": data,
+        })
+    write_official_pickle(folder / "meta", {
+        b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+        b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
+    })
+    return root
