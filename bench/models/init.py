@@ -1,0 +1,57 @@
+"""Seeded weight initialisation shared by every method: one CPU generator, registration order."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from bench.models.vit import VisionTransformer
+
+EMBEDDING_STD = 0.02
+
+_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+
+
+def _draw_normal(tensor: torch.Tensor, std: float, generator: torch.Generator) -> None:
+    """Fill ``tensor`` with N(0, std^2) drawn on CPU in float64 (bit-stable across CPUs)."""
+    # float32 normal_ on CPU uses SIMD-specific math (AVX2 vs scalar); float64 is scalar only.
+    values = torch.empty(tensor.shape, dtype=torch.float64).normal_(0.0, std, generator=generator)
+    with torch.no_grad():
+        tensor.copy_(values)
+
+
+def kaiming_std(weight: torch.Tensor) -> float:
+    """He-normal std for ReLU, fan_in mode: sqrt(2 / fan_in), fan_in = in/groups * kh * kw."""
+    fan_in = math.prod(weight.shape[1:])
+    return math.sqrt(2.0 / fan_in)
+
+
+@torch.no_grad()
+def init_weights(model: nn.Module, seed: int) -> None:
+    """Kaiming-normal (fan_in, ReLU gain) every conv/linear, zero biases, unit norms.
+
+    BatchNorm running statistics are reset too, so re-initialising a used model is exact.
+
+    All draws come from one CPU ``torch.Generator`` seeded with ``seed``, in module
+    registration order, so one seed always gives bit-identical weights. The ViT class token
+    and positional embedding are N(0, 0.02^2) from the same generator.
+    """
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            _draw_normal(module.weight, kaiming_std(module.weight), generator)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, _NORM_TYPES):
+            if module.weight is not None:
+                module.weight.fill_(1.0)
+            if module.bias is not None:
+                module.bias.zero_()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+        elif isinstance(module, VisionTransformer):
+            _draw_normal(module.cls_token, EMBEDDING_STD, generator)
+            _draw_normal(module.pos_embed, EMBEDDING_STD, generator)
