@@ -1,0 +1,1 @@
+"""Comparison methods as plugins: every module here registers itself on import."""

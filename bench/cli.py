@@ -1,0 +1,250 @@
+"""Command line: ``python -m bench run | list | report``.
+
+Every mistake a user can make ends in one ``error:`` line and exit status 2;
+a grid in which some run failed exits 1 after recording every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.presets import DEFAULT_PRESET, PRESETS, get_preset
+from bench.registry import PLUGIN_WARNINGS, hparam_fields, methods, parse_method_item
+
+DEFAULT_RESULTS = Path("results/runs")
+RESULTS_ENV = "BENCH_RESULTS"
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as one ``error:`` line (exit 2) instead of usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BenchError(f"{message} (see {self.prog} --help)")
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _csv(text)]
+    except ValueError:
+        raise BenchError(f"bad number list {text!r}; expected e.g. 0.5,0.1") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise BenchError(f"bad integer list {text!r}; expected e.g. 0,1,2") from None
+
+
+def _option_name(method: str, field: str) -> str:
+    return f"--{method}-{field.replace('_', '-')}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run", help="run a grid of methods x models x datasets x densities x seeds"
+    )
+    run.add_argument("--preset", default=DEFAULT_PRESET,
+                     help=f"named grid and recipe (default {DEFAULT_PRESET}; see `list`)")
+    run.add_argument("--methods", help="comma-separated names or 'all'; options as name:key=value")
+    run.add_argument("--models", help="comma-separated model names (see `list`)")
+    run.add_argument("--datasets", help="comma-separated: cifar10, cifar100")
+    run.add_argument("--densities", help="kept fractions in (0, 1], comma-separated")
+    run.add_argument("--seeds", help="comma-separated integers")
+    run.add_argument("--epochs", type=int, help="training budget in epochs (overrides the preset)")
+    run.add_argument("--width", type=float, help="model width multiplier (fast tests)")
+    run.add_argument("--train-subset", type=int, help="class-balanced subset of N training images")
+    run.add_argument("--test-subset", type=int, help="class-balanced subset of N test images")
+    run.add_argument("--data-dir", type=Path,
+                     help="folder holding cifar-10-batches-py / cifar-100-python "
+                     "(default $BENCH_DATA_DIR, else ~/.cache/bench/data)")
+    run.add_argument("--no-download", action="store_true", help="never download missing data")
+    run.add_argument("--results", type=Path,
+                     help=f"run store (default ${RESULTS_ENV}, else {DEFAULT_RESULTS})")
+    run.add_argument("--device", help="cpu, cuda or cuda:N (default cuda when available)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    run.add_argument("--force", action="store_true", help="retrain runs that are already finished")
+    run.add_argument("--eval-every", type=int, default=1,
+                     help="log test accuracy every N epochs (0: final epoch only)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for name, cls in methods().items():
+        for field, kind, default in hparam_fields(cls):
+            run.add_argument(_option_name(name, field), dest=f"hp__{name}__{field}",
+                             metavar=getattr(kind, "__name__", "VALUE").upper(),
+                             help=f"{name} hyperparameter (default {default})")
+
+    sub.add_parser("list", help="methods, models, datasets and presets")
+
+    report = sub.add_parser("report", help="a table of results from the run store")
+    report.add_argument("--results", type=Path, help="run store to read")
+    report.add_argument("--format", default="plain", choices=("plain", "md", "csv"))
+    return parser
+
+
+def results_root(arg: Path | None) -> Path:
+    if arg is not None:
+        return arg
+    return Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """The run device; asking for CUDA where there is none is a user error."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(
+            f"device {name!r} requested but CUDA is not available here; use --device cpu"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise BenchError(f"unsupported device {name!r}; use cpu, cuda or cuda:N")
+    return device
+
+
+def _method_items(text: str | None, preset_methods: Sequence[str], args: argparse.Namespace
+                  ) -> list[tuple[str, dict[str, str]]]:
+    items = _csv(text) if text else list(preset_methods)
+    parsed: list[tuple[str, dict[str, str]]] = []
+    registry = methods()
+    for item in items:
+        if item == "all":
+            parsed.extend((name, {}) for name in registry)
+        else:
+            parsed.append(parse_method_item(item))
+    result = []
+    for name, overrides in parsed:
+        if name not in registry:
+            raise BenchError(f"unknown method {name!r}; valid methods: all, {', '.join(registry)}")
+        from_options = {
+            field: str(value)
+            for field, _, _ in hparam_fields(registry[name])
+            if (value := getattr(args, f"hp__{name}__{field}", None)) is not None
+        }
+        result.append((name, {**from_options, **overrides}))
+    return result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.data import DATASETS
+    from bench.engine import EngineOptions
+    from bench.harness import DataCache, build_specs, run_grid
+    from bench.models import validate_model
+    from bench.store import RunStore
+
+    preset = get_preset(args.preset)
+    recipe = preset.recipe if args.epochs is None else preset.recipe.with_epochs(args.epochs)
+    datasets = _csv(args.datasets) if args.datasets else list(preset.datasets)
+    for name in datasets:
+        if name not in DATASETS:
+            raise BenchError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+    models = _csv(args.models) if args.models else list(preset.models)
+    model_kwargs: dict[str, Any] = dict(preset.model_kwargs)
+    if args.width is not None:
+        model_kwargs["width"] = args.width
+    for name in models:
+        validate_model(name, **model_kwargs)
+    if args.seeds and any(s < 0 for s in _ints(args.seeds)):
+        raise BenchError("seeds must be non-negative integers")
+    specs = build_specs(
+        methods=_method_items(args.methods, preset.methods, args),
+        models=models,
+        datasets=datasets,
+        densities=_floats(args.densities) if args.densities else preset.densities,
+        seeds=_ints(args.seeds) if args.seeds else preset.seeds,
+        recipe=recipe,
+        model_kwargs=model_kwargs,
+        train_subset=args.train_subset if args.train_subset is not None else preset.train_subset,
+        test_subset=args.test_subset if args.test_subset is not None else preset.test_subset,
+    )
+    if args.eval_every < 0:
+        raise BenchError("--eval-every must be >= 0")
+    options = EngineOptions(
+        device=resolve_device(args.device),
+        compile=args.compile,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        eval_every=args.eval_every,
+    )
+    store = RunStore(results_root(args.results))
+    data = DataCache(args.data_dir, options.device, download=not args.no_download)
+    for spec in specs:  # load every dataset before the first run: data errors end the command
+        data.get(spec.dataset, spec.train_subset, spec.test_subset)
+    print(f"{len(specs)} runs, preset {preset.name}, results in {store.root}")
+    outcomes = run_grid(specs, store=store, data=data, options=options, force=args.force)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        label = "cached" if o.cached else o.status
+        counts[label] = counts.get(label, 0) + 1
+    print("done: " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
+    return EXIT_RUN_FAILED if counts.get("failed") else 0
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from bench.data import DATASETS
+    from bench.models import describe_model, model_names
+
+    print("methods:")
+    for name, cls in methods().items():
+        print(f"  {name:<18} {cls.description}")
+    print("models:")
+    for name in model_names():
+        print(f"  {name:<18} {describe_model(name)}")
+    print("datasets:")
+    for name, info in DATASETS.items():
+        print(f"  {name:<18} {info.num_classes} classes, official python layout {info.folder}/")
+    print("presets:")
+    for name, preset in PRESETS.items():
+        default = " (default)" if name == DEFAULT_PRESET else ""
+        print(f"  {name:<18} {preset.description}{default}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import records_frame, render, summary_table
+
+    root = results_root(args.results)
+    if not root.exists():
+        raise BenchError(f"no results in {root}; run `python -m bench run` first or pass --results")
+    frame = records_frame(root)
+    if frame.empty:
+        raise BenchError(f"no run records in {root}")
+    print(render(summary_table(frame), args.format))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        for warning in PLUGIN_WARNINGS:
+            print(f"warning: {warning}", file=sys.stderr)
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,74 @@
+"""Every mistake a user can make on the command line ends in one clear line and exit 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--methods", "nope"], "unknown method 'nope'; valid methods: all, "),
+    (["run", "--methods", "dense", "--models", "resnet21"], "unknown model 'resnet21'"),
+    (["run", "--methods", "dense", "--datasets", "mnist"], "unknown dataset 'mnist'"),
+    (["run", "--preset", "huge"], "unknown preset 'huge'; valid presets: smoke, quick"),
+    (["run", "--methods", "dense", "--densities", "0.5,1.5"], "bad density 1.5"),
+    (["run", "--methods", "dense", "--densities", "half"], "bad number list"),
+    (["run", "--methods", "dense", "--seeds", "a"], "bad integer list"),
+    (["run", "--methods", "dense", "--epochs", "0"], "epochs must be >= 1"),
+    (["run", "--methods", "dense:foo=1"], "has no hyperparameter 'foo'"),
+    (["run", "--methods", "dense", "--device", "tpu"], "device"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_user_mistakes_are_one_line(capsys, tmp_path, argv, message):
+    code, out, err = run_cli(capsys, *argv, *(["--results", str(tmp_path)] if argv[0] == "run"
+                                              and "--bogus" not in argv else []))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def test_missing_data_dir_says_where_to_put_the_files(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    code, _, err = run_cli(capsys, "run", "--methods", "dense", "--preset", "smoke",
+                           "--data-dir", str(missing), "--results", str(tmp_path / "r"),
+                           "--device", "cpu")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(missing / "cifar-10-batches-py") in lines[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_without_results_is_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "report", "--results", str(tmp_path / "none"))
+    assert code == 2 and err.startswith("error: no results in")
+
+
+def test_list_shows_every_kind_of_name(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for word in ("methods:", "dense", "models:", "resnet20", "vgg16", "convmixer-256-6",
+                 "vit-256-6", "datasets:", "cifar100", "presets:", "smoke"):
+        assert word in out, word
+    assert [line for line in out.splitlines() if line.strip().startswith("quick")][0].endswith(
+        "(default)")
+
+
+def test_module_runs_from_the_repository_root_without_install():
+    out = subprocess.run([sys.executable, "-m", "bench", "run", "--methods", "nope"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("error: unknown method 'nope'")
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,73 @@
+"""Learning-rate schedules and recipe validation, checked against hand-computed values."""
+
+import math
+
+import pytest
+
+from bench.errors import BenchError
+from bench.recipe import Recipe, lr_factor
+
+
+def test_multistep_drops_at_the_start_of_milestone_epochs():
+    r = Recipe(epochs=10, schedule="multistep", milestones=(4, 8), gamma=0.1)
+    spe = 5
+    assert lr_factor(r, 0, spe) == 1.0
+    assert lr_factor(r, 4 * spe - 1, spe) == 1.0
+    assert lr_factor(r, 4 * spe, spe) == pytest.approx(0.1)
+    assert lr_factor(r, 8 * spe, spe) == pytest.approx(0.01)
+
+
+def test_cosine_per_iteration():
+    r = Recipe(epochs=2, schedule="cosine")
+    assert lr_factor(r, 0, 10) == 1.0
+    assert lr_factor(r, 10, 10) == pytest.approx(0.5)
+    assert lr_factor(r, 5, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.25)))
+
+
+def test_piecewise_linear_pemn_shape():
+    knots = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
+    r = Recipe(epochs=10, schedule="piecewise", knots=knots)
+    spe = 10  # 100 iterations
+    assert lr_factor(r, 0, spe) == 0.0
+    assert lr_factor(r, 20, spe) == pytest.approx(0.5)
+    assert lr_factor(r, 40, spe) == pytest.approx(1.0)
+    assert lr_factor(r, 60, spe) == pytest.approx(1.0 + (0.05 - 1.0) * 0.5)
+    assert lr_factor(r, 90, spe) == pytest.approx(0.025)
+
+
+def test_warmup_ramps_linearly():
+    r = Recipe(epochs=4, schedule="constant", warmup_epochs=1)
+    assert lr_factor(r, 0, 4) == pytest.approx(0.25)
+    assert lr_factor(r, 3, 4) == pytest.approx(1.0)
+    assert lr_factor(r, 4, 4) == 1.0
+
+
+def test_with_epochs_scales_milestones():
+    r = Recipe(epochs=160, schedule="multistep", milestones=(80, 120))
+    assert r.with_epochs(16).milestones == (8, 12)
+    assert r.with_epochs(160) is r
+
+
+def test_bad_recipes_are_user_errors():
+    with pytest.raises(BenchError, match="optimizer"):
+        Recipe(optimizer="adam")
+    with pytest.raises(BenchError, match="epochs"):
+        Recipe(epochs=0)
+    with pytest.raises(BenchError, match="knots"):
+        Recipe(schedule="piecewise")
+
+
+def test_round_trip_through_dict():
+    r = Recipe(epochs=7, schedule="piecewise", knots=((0, 0), (1, 1)), milestones=(3,))
+    assert Recipe.from_dict(r.as_dict()) == r
+    assert Recipe.from_dict(r.canonical()) == r
+
+
+def test_defaults_are_pinned():
+    # Run keys omit recipe fields at their defaults: changing a default silently changes what
+    # old keys mean. If this fails, bump bench.store.SUITE_KEY_VERSION along with the change.
+    assert Recipe().as_dict() == {
+        "epochs": 1, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+        "weight_decay": 1e-4, "schedule": "cosine", "milestones": [], "gamma": 0.1, "knots": [],
+        "warmup_epochs": 0.0, "label_smoothing": 0.0, "augment": "crop-flip",
+    }
