@@ -6,15 +6,34 @@ through plain ``nn.Conv2d`` / ``nn.Linear``, so methods can find prunable tensor
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.masking import MaskedWeight
 
 
-class PrunableConv2d(nn.Conv2d):
-    """A ``nn.Conv2d`` whose weight is prunable (no behaviour change yet)."""
+class PrunableConv2d(MaskedWeight, nn.Conv2d):
+    """A ``nn.Conv2d`` whose weight is prunable: a weight source and a mask (bench.masking)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        nn.Conv2d.__init__(self, *args, **kwargs)
+        self._init_masking()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.effective_weight(), self.bias)
 
 
-class PrunableLinear(nn.Linear):
-    """A ``nn.Linear`` whose weight is prunable (no behaviour change yet)."""
+class PrunableLinear(MaskedWeight, nn.Linear):
+    """A ``nn.Linear`` whose weight is prunable: a weight source and a mask (bench.masking)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        nn.Linear.__init__(self, *args, **kwargs)
+        self._init_masking()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.effective_weight(), self.bias)
 
 
 def scaled(channels: int, width: float) -> int:
