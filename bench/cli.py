@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.presets import DEFAULT_PRESET, PRESETS, get_preset
+from bench.presets import DEFAULT_PRESET, PRESETS, RECIPES, get_preset, get_recipe
+from bench.recipe import Recipe
 from bench.registry import PLUGIN_WARNINGS, hparam_fields, methods, parse_method_item
 
 DEFAULT_RESULTS = Path("results/runs")
@@ -54,6 +56,12 @@ def _option_name(method: str, field: str) -> str:
     return f"--{method}-{field.replace('_', '-')}"
 
 
+def _metavar(kind: Any) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(kind))) + "}"
+    return getattr(kind, "__name__", "value").upper()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -69,9 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--densities", help="kept fractions in (0, 1], comma-separated")
     run.add_argument("--seeds", help="comma-separated integers")
     run.add_argument("--epochs", type=int, help="training budget in epochs (overrides the preset)")
+    run.add_argument("--recipe", help="a named recipe for every method (see `list`)")
+    run.add_argument("--budget-scale", type=float, default=1.0,
+                     help="scale every recipe's epochs, e.g. 0.1 for a quick look")
     run.add_argument("--width", type=float, help="model width multiplier (fast tests)")
     run.add_argument("--train-subset", type=int, help="class-balanced subset of N training images")
     run.add_argument("--test-subset", type=int, help="class-balanced subset of N test images")
+    run.add_argument("--value-codec", default="float32", choices=("float32", "float16", "bfloat16"),
+                     help="how kept weights are stored in the artifact (16-bit codecs are lossy)")
     run.add_argument("--data-dir", type=Path,
                      help="folder holding cifar-10-batches-py / cifar-100-python "
                      "(default $BENCH_DATA_DIR, else ~/.cache/bench/data)")
@@ -87,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, cls in methods().items():
         for field, kind, default in hparam_fields(cls):
             run.add_argument(_option_name(name, field), dest=f"hp__{name}__{field}",
-                             metavar=getattr(kind, "__name__", "VALUE").upper(),
+                             metavar=_metavar(kind),
                              help=f"{name} hyperparameter (default {default})")
 
     sub.add_parser("list", help="methods, models, datasets and presets")
@@ -152,7 +165,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.store import RunStore
 
     preset = get_preset(args.preset)
-    recipe = preset.recipe if args.epochs is None else preset.recipe.with_epochs(args.epochs)
+    if not args.budget_scale > 0:
+        raise BenchError(f"--budget-scale must be > 0, got {args.budget_scale}")
+    if args.recipe is not None:
+        get_recipe(args.recipe)
+
+    def recipe_for(method: str) -> Recipe:
+        if args.recipe is not None:
+            recipe = get_recipe(args.recipe)
+        else:
+            recipe = preset.recipe_for(method)
+        if args.epochs is not None:
+            recipe = recipe.with_epochs(args.epochs)
+        if args.budget_scale != 1.0:
+            recipe = recipe.with_epochs(max(1, round(recipe.epochs * args.budget_scale)))
+        return recipe
+
     datasets = _csv(args.datasets) if args.datasets else list(preset.datasets)
     for name in datasets:
         if name not in DATASETS:
@@ -169,12 +197,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         methods=_method_items(args.methods, preset.methods, args),
         models=models,
         datasets=datasets,
-        densities=_floats(args.densities) if args.densities else preset.densities,
+        densities=(_floats(args.densities) if args.densities
+                   else {"*": preset.densities, **preset.method_densities}),
         seeds=_ints(args.seeds) if args.seeds else preset.seeds,
-        recipe=recipe,
+        recipe=recipe_for,
         model_kwargs=model_kwargs,
         train_subset=args.train_subset if args.train_subset is not None else preset.train_subset,
         test_subset=args.test_subset if args.test_subset is not None else preset.test_subset,
+        value_codec=args.value_codec,
     )
     if args.eval_every < 0:
         raise BenchError("--eval-every must be >= 0")
@@ -211,6 +241,10 @@ def cmd_list(_: argparse.Namespace) -> int:
     print("datasets:")
     for name, info in DATASETS.items():
         print(f"  {name:<18} {info.num_classes} classes, official python layout {info.folder}/")
+    print("recipes:")
+    for name, recipe in RECIPES.items():
+        print(f"  {name:<18} {recipe.optimizer} lr {recipe.lr:g}, {recipe.schedule}, "
+              f"{recipe.epochs} epochs, batch {recipe.batch_size}, wd {recipe.weight_decay:g}")
     print("presets:")
     for name, preset in PRESETS.items():
         default = " (default)" if name == DEFAULT_PRESET else ""

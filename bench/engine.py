@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,27 @@ class TrainResult:
     steps: int
     seconds: float
     resumed_at_epoch: int = 0
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class _Progress:
+    """How far a phase got: what a checkpoint restores besides model and optimiser."""
+
+    epoch: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    log: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def result(self, epochs: int, resumed_at_epoch: int) -> TrainResult:
+        return TrainResult(self.log, epochs, self.step, self.seconds, resumed_at_epoch,
+                           self.snapshots)
+
+
+def state_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's state (for rewinding)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 @dataclass(frozen=True)
@@ -137,21 +158,26 @@ def train(
     params: Iterable[nn.Parameter] | None = None,
     checkpoint: Path | None = None,
     description: str = "train",
+    snapshot_epochs: tuple[int, ...] = (),
 ) -> TrainResult:
     """Train ``model`` in place for ``recipe.epochs`` epochs on ``data``.
 
     ``params`` (default: every parameter that requires grad) is what the optimiser
     sees. With ``checkpoint``, the state after every epoch is written there and a
     later call with the same path resumes after the last finished epoch; a
-    checkpoint of a finished phase just restores the final state.
+    checkpoint of a finished phase just restores the final state. The model's state at
+    the end of each epoch in ``snapshot_epochs`` (0: before training) is returned in
+    ``result.snapshots`` and survives a resume (LTH rewinding).
     """
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     optimizer = make_optimizer(params, recipe, options)
     steps_per_epoch = data.steps_per_epoch(recipe.batch_size)
-    state = _load_checkpoint(checkpoint, recipe, model, optimizer)
-    start_epoch, step, seconds, log = state
+    progress = _load_checkpoint(checkpoint, recipe, model, optimizer)
+    start_epoch, step = progress.epoch, progress.step
     if start_epoch >= recipe.epochs:
-        return TrainResult(log, recipe.epochs, step, seconds, resumed_at_epoch=start_epoch)
+        return progress.result(recipe.epochs, start_epoch)
+    if start_epoch == 0 and 0 in snapshot_epochs:
+        progress.snapshots[0] = state_snapshot(model)
 
     forward = torch.compile(model) if options.compile else model
     bar = tqdm(
@@ -201,15 +227,17 @@ def train(
             acc = evaluate(model, data, options)
             entry["test_accuracy"] = acc.top1
             entry["test_loss"] = acc.loss
-        epoch_seconds = time.perf_counter() - t0
-        entry["seconds"] = epoch_seconds
-        seconds += epoch_seconds
-        log.append(entry)
+        entry["seconds"] = time.perf_counter() - t0
+        progress.epoch, progress.step = epoch + 1, step
+        progress.seconds += entry["seconds"]
+        progress.log.append(entry)
+        if epoch + 1 in snapshot_epochs:
+            progress.snapshots[epoch + 1] = state_snapshot(model)
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{entry.get('test_accuracy', 0):.1f}")
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, recipe, model, optimizer, epoch + 1, step, seconds, log)
+            _save_checkpoint(checkpoint, recipe, model, optimizer, progress)
     bar.close()
-    return TrainResult(log, recipe.epochs, step, seconds, resumed_at_epoch=start_epoch)
+    return progress.result(recipe.epochs, start_epoch)
 
 
 def _save_checkpoint(
@@ -217,17 +245,11 @@ def _save_checkpoint(
     recipe: Recipe,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    epoch: int,
-    step: int,
-    seconds: float,
-    log: list[dict[str, Any]],
+    progress: _Progress,
 ) -> None:
     state = {
         "recipe": recipe.as_dict(),
-        "epoch": epoch,
-        "step": step,
-        "seconds": seconds,
-        "log": log,
+        "progress": asdict(progress),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
     }
@@ -239,16 +261,16 @@ def _save_checkpoint(
 
 def _load_checkpoint(
     path: Path | None, recipe: Recipe, model: nn.Module, optimizer: torch.optim.Optimizer
-) -> tuple[int, int, float, list[dict[str, Any]]]:
-    """Restore (epoch, step, seconds, log) from ``path``; a fresh start if absent or stale."""
+) -> _Progress:
+    """Restore model, optimiser and progress from ``path``; a fresh start if absent or stale."""
     if path is None or not path.exists():
-        return 0, 0, 0.0, []
+        return _Progress()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a torn or foreign file: start the phase again
-        return 0, 0, 0.0, []
+        return _Progress()
     if state.get("recipe") != recipe.as_dict():
-        return 0, 0, 0.0, []
+        return _Progress()
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return int(state["epoch"]), int(state["step"]), float(state["seconds"]), list(state["log"])
+    return _Progress(**state["progress"])

@@ -25,9 +25,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import bench
+from bench import artifact
 from bench.data import DeviceData, load_data, mix_seed
-from bench.engine import Diverged, EngineOptions, TrainResult, evaluate, prepare_model, train
+from bench.engine import (
+    Diverged,
+    EngineOptions,
+    TrainResult,
+    autocast,
+    evaluate,
+    prepare_model,
+    train,
+)
 from bench.errors import BenchError
+from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.models import build_model
 from bench.recipe import Recipe
 from bench.registry import Method, get_method, make_hparams
@@ -39,9 +49,14 @@ class SearchCost:
     """What a method spends besides training its final model (equal-compute comparisons)."""
 
     extra_epochs: float = 0.0
-    forward_passes: int = 0
-    backward_passes: int = 0
+    forward_images: int = 0
+    backward_images: int = 0
     seconds: float = 0.0
+
+    def count(self, images: int, backward: int = 1) -> None:
+        """Record one scoring forward pass over ``images`` and ``backward`` backward passes."""
+        self.forward_images += images
+        self.backward_images += backward * images
 
 
 @dataclass
@@ -76,8 +91,13 @@ class RunContext:
         params: Sequence[nn.Parameter] | None = None,
         recipe: Recipe | None = None,
         phase: str = "train",
+        snapshot_epochs: tuple[int, ...] = (),
     ) -> TrainResult:
-        """Train through the one engine; each named phase checkpoints and resumes on its own."""
+        """Train through the one engine; each named phase checkpoints and resumes on its own.
+
+        ``params`` defaults to every parameter that requires grad. Set up masks, scores and
+        random weights before calling: a resumed phase loads its checkpoint into this model.
+        """
         model = self.model if model is None else model
         if any(p["phase"] == phase for p in self.phases):
             raise ValueError(f"training phase {phase!r} used twice in one run")
@@ -91,8 +111,11 @@ class RunContext:
             params=params,
             checkpoint=self.store.checkpoint_path(self.spec.key, phase),
             description=phase,
+            snapshot_epochs=snapshot_epochs,
         )
-        self.phases.append({"phase": phase, **asdict(result)})
+        self.phases.append({"phase": phase, "epochs": result.epochs, "steps": result.steps,
+                            "seconds": result.seconds, "log": result.log,
+                            "resumed_at_epoch": result.resumed_at_epoch})
         return result
 
 
@@ -239,17 +262,11 @@ def _run(
     t0 = time.perf_counter()
     model = method.run(ctx)
     method_seconds = time.perf_counter() - t0
-    accuracy = evaluate(model, data, options)
+    metrics = measure(model, spec, method, store, data, options)
     train_seconds = sum(p["seconds"] for p in ctx.phases)
     search = ctx.search
     search.seconds = search.seconds or max(0.0, method_seconds - train_seconds)
     final = ctx.phases[-1] if ctx.phases else None
-    metrics = {
-        "test_accuracy": accuracy.top1,
-        "test_top5": accuracy.top5,
-        "test_loss": accuracy.loss,
-        "parameters_total": sum(p.numel() for p in model.parameters()),
-    }
     budget = {
         "epochs": final["epochs"] if final else 0,
         "steps": final["steps"] if final else 0,
@@ -272,22 +289,83 @@ def _run(
     }
 
 
+def measure(
+    model: nn.Module,
+    spec: RunSpec,
+    method: Method,
+    store: RunStore,
+    data: DeviceData,
+    options: EngineOptions,
+) -> dict[str, Any]:
+    """Save the artifact, decode it, and measure the decoded model: the record's metrics.
+
+    Accuracy is the decoded model's, so the bytes reported are the bytes evaluated. The
+    logits of decoded and trained model on the first test batch are compared and recorded
+    (bit-identical on CPU with float32 values).
+    """
+    path = store.artifact_path(spec.key)
+    info = artifact.save(model, path, value_codec=spec.value_codec)
+    decoded = prepare_model(artifact.load(path), options)
+    accuracy = evaluate(decoded, data, options)
+    structure = model_metrics(decoded)
+    metrics: dict[str, Any] = {
+        "test_accuracy": accuracy.top1,
+        "test_top5": accuracy.top5,
+        "test_loss": accuracy.loss,
+        "artifact_file": path.name,
+        "artifact_bytes": info.bytes,
+        "artifact_breakdown": info.breakdown,
+        "dense_bytes": dense_bytes(decoded),
+        "paper_bytes": paper_bytes(decoded, method.paper_bytes_formula, structure),
+        "decode_max_logit_difference": _logit_difference(model, decoded, data, options),
+    }
+    metrics["compression_ratio"] = metrics["dense_bytes"] / info.bytes
+    if any(getattr(m, "weight_source", None) is not None for m in model.modules()):
+        stored, _ = artifact.encode(model, value_codec=spec.value_codec, random_weights="stored")
+        metrics["artifact_bytes_stored_convention"] = len(stored)
+    metrics.update(structure)
+    metrics["artifact_layers"] = info.layers
+    return metrics
+
+
+@torch.no_grad()
+def _logit_difference(a: nn.Module, b: nn.Module, data: DeviceData, options: EngineOptions
+                      ) -> float:
+    x, _ = next(data.test_batches(options.eval_batch_size))
+    if options.cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    modes = a.training, b.training
+    a.eval()
+    b.eval()
+    with autocast(options):
+        diff = (a(x).float() - b(x).float()).abs().max().item()
+    a.train(modes[0])
+    b.train(modes[1])
+    return diff
+
+
 def build_specs(
     *,
     methods: Sequence[tuple[str, dict[str, str]]],
     models: Sequence[str],
     datasets: Sequence[str],
-    densities: Sequence[float],
+    densities: Sequence[float] | dict[str, Sequence[float]],
     seeds: Sequence[int],
-    recipe: Recipe,
+    recipe: Recipe | Callable[[str], Recipe],
     model_kwargs: dict[str, Any] | None = None,
     train_subset: int | None = None,
     test_subset: int | None = None,
+    value_codec: str = "float32",
 ) -> list[RunSpec]:
-    """The grid as specs, in run order; methods that keep every weight get density 1 once."""
+    """The grid as specs, in run order; methods that keep every weight get density 1 once.
+
+    ``recipe`` may depend on the method (a callable of its name), and so may ``densities``
+    (a mapping from method name to its densities, with the key ``"*"`` for the rest).
+    """
     from bench.registry import non_default_hparams
 
-    for d in densities:
+    by_method = densities if isinstance(densities, dict) else {"*": tuple(densities)}
+    for d in (d for ds in by_method.values() for d in ds):
         if not 0.0 < d <= 1.0:
             raise BenchError(f"bad density {d!r}: densities are kept fractions in (0, 1]")
     specs: list[RunSpec] = []
@@ -297,13 +375,16 @@ def build_specs(
             for name, overrides in methods:
                 cls = get_method(name)
                 hparams = non_default_hparams(make_hparams(cls, overrides))
-                for density in densities if cls.uses_density else (1.0,):
+                method_recipe = recipe(name) if callable(recipe) else recipe
+                method_densities = by_method.get(name, by_method.get("*", ()))
+                for density in method_densities if cls.uses_density else (1.0,):
                     for seed in seeds:
                         spec = RunSpec(
                             method=name, model=model, dataset=dataset, density=float(density),
-                            seed=int(seed), recipe=recipe, hparams=hparams,
+                            seed=int(seed), recipe=method_recipe, hparams=hparams,
                             model_kwargs=dict(model_kwargs or {}), train_subset=train_subset,
                             test_subset=test_subset, method_version=cls.version,
+                            value_codec=value_codec,
                         )
                         if spec.key not in seen:
                             seen.add(spec.key)

@@ -11,7 +11,6 @@ import dataclasses
 import importlib
 import importlib.metadata
 import pkgutil
-import sys
 import typing
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,6 +39,7 @@ class Method:
     run key when they differ from their defaults) and ``version`` (bump it when
     the method changes what it computes, so old results are not reused).
     ``uses_density`` is False for methods that keep every weight (dense).
+    ``paper_bytes_formula`` names the method paper's byte accounting (bench.metrics).
     """
 
     name: ClassVar[str] = ""
@@ -47,6 +47,7 @@ class Method:
     Hparams: ClassVar[type] = NoHparams
     version: ClassVar[int] = 1
     uses_density: ClassVar[bool] = True
+    paper_bytes_formula: ClassVar[str] = "nonzeros-x32"
 
     def __init__(self, hparams: Any | None = None) -> None:
         self.hparams = hparams if hparams is not None else self.Hparams()
@@ -114,7 +115,7 @@ def get_method(name: str) -> type[Method]:
 
 def hparam_fields(cls: type[Method]) -> list[tuple[str, Any, Any]]:
     """(field name, resolved type, default) for each hyperparameter of a method."""
-    hints = typing.get_type_hints(cls.Hparams, globalns=vars(sys.modules[cls.Hparams.__module__]))
+    hints = typing.get_type_hints(cls.Hparams)  # each base's fields in its own module
     return [(f.name, hints[f.name], f.default) for f in fields(cls.Hparams)]
 
 

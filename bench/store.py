@@ -24,6 +24,7 @@ from bench.recipe import Recipe
 SUITE_KEY_VERSION = 1
 RECORD_FORMAT = 1
 RECORD_NAME = "record.json"
+ARTIFACT_NAME = "model.bpa"
 STATUSES = ("running", "finished", "failed", "diverged")
 
 
@@ -47,6 +48,7 @@ class RunSpec:
     train_subset: int | None = None
     test_subset: int | None = None
     method_version: int = 1
+    value_codec: str = "float32"
 
     def canonical(self) -> dict[str, Any]:
         """The JSON-ready dict that defines the key (defaults omitted, floats as floats)."""
@@ -68,6 +70,8 @@ class RunSpec:
             out["train_subset"] = int(self.train_subset)
         if self.test_subset is not None:
             out["test_subset"] = int(self.test_subset)
+        if self.value_codec != "float32":
+            out["value_codec"] = self.value_codec
         return out
 
     @property
@@ -100,6 +104,7 @@ class RunSpec:
                 train_subset=data.get("train_subset"),
                 test_subset=data.get("test_subset"),
                 method_version=int(data.get("method_version", 1)),
+                value_codec=data.get("value_codec", "float32"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BenchError(f"spec in record is incomplete or malformed: {exc}") from exc
@@ -152,6 +157,9 @@ class RunStore:
 
     def record_path(self, key: str) -> Path:
         return self.run_dir(key) / RECORD_NAME
+
+    def artifact_path(self, key: str) -> Path:
+        return self.run_dir(key) / ARTIFACT_NAME
 
     def checkpoint_path(self, key: str, phase: str) -> Path:
         return self.run_dir(key) / "checkpoints" / f"{phase}.ckpt"

@@ -22,6 +22,8 @@ def run_cli(capsys, *argv):
     (["run", "--methods", "dense", "--models", "resnet21"], "unknown model 'resnet21'"),
     (["run", "--methods", "dense", "--datasets", "mnist"], "unknown dataset 'mnist'"),
     (["run", "--preset", "huge"], "unknown preset 'huge'; valid presets: smoke, quick"),
+    (["run", "--methods", "dense", "--recipe", "fast"], "unknown recipe 'fast'"),
+    (["run", "--methods", "dense", "--budget-scale", "0"], "--budget-scale must be > 0"),
     (["run", "--methods", "dense", "--densities", "0.5,1.5"], "bad density 1.5"),
     (["run", "--methods", "dense", "--densities", "half"], "bad number list"),
     (["run", "--methods", "dense", "--seeds", "a"], "bad integer list"),
@@ -62,8 +64,10 @@ def test_list_shows_every_kind_of_name(capsys):
     for word in ("methods:", "dense", "models:", "resnet20", "vgg16", "convmixer-256-6",
                  "vit-256-6", "datasets:", "cifar100", "presets:", "smoke"):
         assert word in out, word
-    assert [line for line in out.splitlines() if line.strip().startswith("quick")][0].endswith(
+    presets = out.split("presets:")[1]
+    assert [line for line in presets.splitlines() if line.strip().startswith("quick")][0].endswith(
         "(default)")
+    assert "recipes:" in out and "pemn-authors" in out
 
 
 def test_module_runs_from_the_repository_root_without_install():

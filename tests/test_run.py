@@ -51,6 +51,13 @@ def test_dense_smoke_preset_learns(cifar10_dir, tmp_path, capsys):
     assert len(record["log"]) == record["spec"]["recipe"]["epochs"]
     assert record["budget"]["steps"] == 2000 // 64 * record["spec"]["recipe"]["epochs"]
     assert record["environment"]["torch"] == torch.__version__
+    metrics = record["metrics"]
+    artifact = tmp_path / record["key"] / metrics["artifact_file"]
+    assert metrics["artifact_bytes"] == artifact.stat().st_size
+    assert sum(metrics["artifact_breakdown"].values()) == metrics["artifact_bytes"]
+    assert metrics["decode_max_logit_difference"] == 0.0  # the decoded model is the trained one
+    assert metrics["density"] == 1.0 and not metrics["layer_collapse"]
+    assert metrics["compression_ratio"] == metrics["dense_bytes"] / metrics["artifact_bytes"]
     out = capsys.readouterr().out
     assert "trained, test accuracy" in out
 
