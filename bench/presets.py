@@ -1,7 +1,11 @@
-"""Named experiment presets: the grid (models, datasets, densities, seeds) and its recipe.
+"""Named recipes and experiment presets: the papers' protocols and the suite's own grids.
 
-Every CLI option of ``bench run`` overrides the preset's value; ``quick`` is the
-default. The papers' protocols join here as their methods land.
+A preset is a grid (methods, models, datasets, densities, seeds) plus the recipe every
+method trains its final model with; ``method_recipes`` gives some methods another named
+recipe and ``method_densities`` other densities (e.g. the mask learners of ``pemn-resnet``
+train with Edge-Popup's recipe at PEMN's keep ratio 0.5). Every CLI option of ``bench run``
+overrides the preset; ``--budget-scale`` scales every recipe's epochs. ``quick`` is the
+default.
 """
 
 from __future__ import annotations
@@ -12,6 +16,33 @@ from typing import Any
 from bench.errors import BenchError
 from bench.recipe import Recipe
 
+PEMN_KNOTS = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
+
+RECIPES: dict[str, Recipe] = {
+    # PX paper, ResNet-20 / CIFAR-10: SGD 0.1, x0.1 at 80 and 120 of 160 epochs.
+    "px-resnet20": Recipe(epochs=160, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
+                          weight_decay=1e-4, schedule="multistep", milestones=(80, 120)),
+    # PX paper, VGG-16 / CIFAR-100: SGD Nesterov 0.1, x0.1 at 60 and 120 of 160 epochs.
+    "px-vgg16": Recipe(epochs=160, batch_size=128, optimizer="nesterov", lr=0.1, momentum=0.9,
+                       weight_decay=5e-4, schedule="multistep", milestones=(60, 120)),
+    # Edge-Popup's CIFAR recipe: SGD 0.1 momentum 0.9, cosine, wd 5e-4, 100 epochs.
+    "edge-popup": Recipe(epochs=100, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
+                         weight_decay=5e-4, schedule="cosine"),
+    # PEMN authors' ConvMixer recipe: AdamW 0.05, wd 0.005, batch 512, piecewise-linear.
+    # Their RandAugment(2, 12), colour jitter and random erasing are not implemented: flip only.
+    "pemn-authors": Recipe(epochs=100, batch_size=512, optimizer="adamw", lr=0.05,
+                           weight_decay=0.005, schedule="piecewise", knots=PEMN_KNOTS,
+                           augment="flip"),
+    "smoke": Recipe(epochs=2, batch_size=64, lr=0.05, weight_decay=5e-4),
+    "quick": Recipe(epochs=20, batch_size=128, lr=0.1, weight_decay=5e-4),
+}
+
+PX_DENSITIES = tuple(round(0.8 ** (2 * i), 10) for i in range(1, 10))
+PX_METHODS = ("random", "magnitude-init", "snip", "grasp", "synflow", "px")
+PEMN_VARIANTS = ("dense", "pemn-mask", "pemn-one-layer", "pemn-mp") + tuple(
+    f"pemn-rp:ratio={r}" for r in ("0.1", "0.01", "0.001", "0.0001", "1e-05"))
+MASK_LEARNERS = ("edge-popup", "pemn-mask", "pemn-one-layer", "pemn-mp", "pemn-rp")
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -19,15 +50,24 @@ class Preset:
 
     name: str
     description: str
-    recipe: Recipe
+    recipe: str
     models: tuple[str, ...] = ("resnet20",)
     datasets: tuple[str, ...] = ("cifar10",)
     densities: tuple[float, ...] = (0.5, 0.2, 0.1, 0.05, 0.02)
     seeds: tuple[int, ...] = (0,)
     methods: tuple[str, ...] = ("all",)
+    method_recipes: dict[str, str] = field(default_factory=dict)
+    method_densities: dict[str, tuple[float, ...]] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     train_subset: int | None = None
     test_subset: int | None = None
+
+    def recipe_for(self, method: str, scale: float = 1.0) -> Recipe:
+        """The recipe ``method`` trains with in this preset, epochs scaled by ``scale``."""
+        recipe = RECIPES[self.method_recipes.get(method, self.recipe)]
+        if scale != 1.0:
+            recipe = recipe.with_epochs(max(1, round(recipe.epochs * scale)))
+        return recipe
 
 
 PRESETS: dict[str, Preset] = {
@@ -37,7 +77,7 @@ PRESETS: dict[str, Preset] = {
             name="smoke",
             description="every method in minutes on 2 CPU cores: ResNet-20, 2000/1000 "
             "CIFAR-10 images, 2 epochs, densities 0.5 and 0.2",
-            recipe=Recipe(epochs=2, batch_size=64, lr=0.05, weight_decay=5e-4),
+            recipe="smoke",
             densities=(0.5, 0.2),
             train_subset=2000,
             test_subset=1000,
@@ -46,7 +86,49 @@ PRESETS: dict[str, Preset] = {
             name="quick",
             description="a first look on one GPU: ResNet-20, full CIFAR-10, 20 epochs, "
             "densities 0.5 to 0.02, one seed",
-            recipe=Recipe(epochs=20, batch_size=128, lr=0.1, weight_decay=5e-4),
+            recipe="quick",
+        ),
+        Preset(
+            name="px-cifar10-resnet20",
+            description="PX paper Fig. 2: ResNet-20 / CIFAR-10, 160 epochs, nine sparsities "
+            "36%-98.2%, three seeds",
+            recipe="px-resnet20",
+            densities=PX_DENSITIES,
+            seeds=(0, 1, 2),
+            methods=PX_METHODS,
+        ),
+        Preset(
+            name="px-cifar100-vgg16",
+            description="PX paper Fig. 2: VGG-16-BN / CIFAR-100, 160 epochs, nine sparsities, "
+            "three seeds",
+            recipe="px-vgg16",
+            models=("vgg16",),
+            datasets=("cifar100",),
+            densities=PX_DENSITIES,
+            seeds=(0, 1, 2),
+            methods=PX_METHODS,
+        ),
+        Preset(
+            name="pemn-convmixer",
+            description="PEMN bars: ConvMixer-{256,512}/{6,8} on CIFAR-10, dense and every "
+            "PEMN variant, keep ratio 0.5, the authors' recipe (100 epochs)",
+            recipe="pemn-authors",
+            models=("convmixer-256-6", "convmixer-256-8", "convmixer-512-6", "convmixer-512-8"),
+            densities=(0.5,),
+            methods=PEMN_VARIANTS,
+        ),
+        Preset(
+            name="pemn-resnet",
+            description="PEMN compression curves: ResNet-32/56 on CIFAR-10/100, random and "
+            "magnitude at sparsity 90-96% against pemn-mp and pemn-rp 1e-1, 1e-2",
+            recipe="px-resnet20",
+            models=("resnet32", "resnet56"),
+            datasets=("cifar10", "cifar100"),
+            densities=(0.1, 0.08, 0.06, 0.04),
+            methods=("random", "magnitude", "pemn-mp", "pemn-rp:ratio=0.1",
+                     "pemn-rp:ratio=0.01"),
+            method_recipes={m: "edge-popup" for m in MASK_LEARNERS},
+            method_densities={m: (0.5,) for m in MASK_LEARNERS},
         ),
     )
 }
@@ -59,3 +141,10 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise BenchError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def get_recipe(name: str) -> Recipe:
+    """The named recipe; an unknown name is a one-line error listing valid ones."""
+    if name not in RECIPES:
+        raise BenchError(f"unknown recipe {name!r}; valid recipes: {', '.join(RECIPES)}")
+    return RECIPES[name]
