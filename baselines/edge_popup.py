@@ -1,0 +1,30 @@
+"""Edge-Popup (Ramanujan et al. 2020): a top-k mask learned on signed-constant random weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from bench.mask_learning import MaskLearner, fan_in
+from bench.masking import RandomWeights
+from bench.models import prunable_layers
+from bench.registry import register
+
+
+@dataclass(frozen=True)
+class EdgePopupHparams:
+    # The paper's BatchNorm is non-affine: gamma 1 and beta 0 frozen is exactly that.
+    train_norm: bool = False
+
+
+@register("edge-popup")
+class EdgePopup(MaskLearner):
+    """Each weight is +-sqrt(2/fan_in) with a random sign (the paper's best setting)."""
+
+    description = "mask learning on signed-constant random weights (Ramanujan et al. 2020)"
+    Hparams = EdgePopupHparams
+
+    def weight_sources(self, model: nn.Module, seed: int) -> dict[str, RandomWeights]:
+        return {name: RandomWeights("signed-constant", seed, stream=i, fan_in=fan_in(layer))
+                for i, (name, layer) in enumerate(prunable_layers(model))}

@@ -1,0 +1,86 @@
+"""Mask learning on fixed random weights: the machinery Edge-Popup and PEMN share.
+
+Every prunable layer gets frozen weights from a :class:`~bench.masking.RandomWeights`
+recipe and trainable scores; the forward pass keeps the top ``density`` fraction of
+``|scores|`` within each layer (straight-through gradient). The optimiser sees the scores
+and, optionally, the norm layers' affine parameters; nothing else ever changes. A method
+only says where each layer's weights come from (:meth:`MaskLearner.weight_sources`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from bench.data import mix_seed
+from bench.masking import RandomWeights
+from bench.models import prunable_layers
+from bench.registry import Method
+
+if TYPE_CHECKING:
+    from bench.harness import RunContext
+
+NORM_TYPES = (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)
+WEIGHT_STREAM = 0x57454947  # "WEIG": the generator seed of the fixed weights
+SCORE_STREAM = 0x53434F52  # "SCOR": the initial scores
+
+
+def weight_seed(run_seed: int) -> int:
+    """The 63-bit seed of a run's fixed random weights (stored in its artifact)."""
+    return mix_seed(run_seed, WEIGHT_STREAM)
+
+
+def fan_in(layer: nn.Module) -> int:
+    """Inputs feeding one output unit: in_channels/groups x kernel area, or in_features."""
+    return layer.weight[0].numel()
+
+
+def norm_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Affine parameters of every normalisation layer."""
+    return [p for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters()]
+
+
+def make_mask_learner(model: nn.Module, sources: dict[str, RandomWeights], density: float,
+                      score_seed: int) -> None:
+    """Fix every prunable layer's weights to its recipe and give it top-k scores."""
+    generator = torch.Generator().manual_seed(score_seed)
+    for name, layer in prunable_layers(model):
+        layer.set_random_weights(sources[name])
+        layer.use_scores(density, generator)
+
+
+def mask_learning_parameters(model: nn.Module, train_norm: bool) -> list[nn.Parameter]:
+    """What the optimiser sees: the scores, plus the norm affine parameters if trained.
+
+    Everything else (biases, embeddings, frozen norms) is set to not require grad, so a
+    frozen BatchNorm with gamma 1 and beta 0 is exactly a non-affine one.
+    """
+    trainable = [layer.scores for _, layer in prunable_layers(model)]
+    if train_norm:
+        trainable += norm_parameters(model)
+    keep = {id(p) for p in trainable}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    return trainable
+
+
+class MaskLearner(Method):
+    """Learn per-layer top-k masks over fixed random weights for the whole budget.
+
+    ``density`` is each layer's keep ratio. Subclasses return each layer's weight recipe;
+    ``train_norm`` says whether norm affine parameters train.
+    """
+
+    train_norm: ClassVar[bool] = True
+
+    def weight_sources(self, model: nn.Module, seed: int) -> dict[str, RandomWeights]:
+        raise NotImplementedError  # pragma: no cover
+
+    def run(self, ctx: RunContext) -> nn.Module:
+        sources = self.weight_sources(ctx.model, weight_seed(ctx.seed))
+        make_mask_learner(ctx.model, sources, ctx.density, mix_seed(ctx.seed, SCORE_STREAM))
+        train_norm = getattr(self.hparams, "train_norm", self.train_norm)
+        ctx.train(params=mask_learning_parameters(ctx.model, train_norm))
+        return ctx.model
