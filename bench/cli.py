@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from bench.compare import Tolerances
 from bench.errors import BenchError
 from bench.presets import DEFAULT_PRESET, PRESETS, RECIPES, get_preset, get_recipe
 from bench.recipe import Recipe
@@ -108,6 +109,31 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="a table of results from the run store")
     report.add_argument("--results", type=Path, help="run store to read")
     report.add_argument("--format", default="plain", choices=("plain", "md", "csv"))
+
+    exporter = sub.add_parser("export", help="write selected records into one snapshot file")
+    exporter.add_argument("--out", type=Path, required=True, help="snapshot file to write")
+    exporter.add_argument("--results", type=Path, help="run store to read")
+    exporter.add_argument("--methods", help="only these methods (comma-separated)")
+    exporter.add_argument("--models", help="only these models")
+    exporter.add_argument("--datasets", help="only these datasets")
+
+    comparer = sub.add_parser(
+        "compare", help="compare two result sets; exit 1 on a regression, 2 if impossible")
+    comparer.add_argument("baseline", type=Path, help="results folder or snapshot file")
+    comparer.add_argument("candidate", type=Path, nargs="?",
+                          help="results folder or snapshot file (default: the run store)")
+    defaults = Tolerances()
+    comparer.add_argument("--alpha", type=float, default=defaults.alpha,
+                          help="significance level of Welch's t-test over seeds")
+    comparer.add_argument("--min-effect", type=float, default=defaults.min_effect,
+                          help="smallest accuracy change in points that counts (with seeds)")
+    comparer.add_argument("--single-seed-drop", type=float, default=defaults.single_seed_drop,
+                          help="accuracy drop in points that counts when a side has one seed")
+    comparer.add_argument("--bytes-growth", type=float, default=defaults.bytes_growth,
+                          help="artifact growth (fraction) that counts as a regression")
+    comparer.add_argument("--allow-missing", action="store_true",
+                          help="runs missing from the candidate are not regressions")
+    comparer.add_argument("--json", type=Path, help="also write the comparison as JSON here")
     return parser
 
 
@@ -265,7 +291,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report}
+def cmd_export(args: argparse.Namespace) -> int:
+    from bench.compare import export
+
+    def names(text: str | None) -> list[str] | None:
+        return _csv(text) if text else None
+
+    n = export(results_root(args.results), args.out, names(args.methods), names(args.models),
+               names(args.datasets))
+    print(f"{n} records written to {args.out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import run_compare
+
+    tol = Tolerances(alpha=args.alpha, min_effect=args.min_effect,
+                     single_seed_drop=args.single_seed_drop, bytes_growth=args.bytes_growth,
+                     allow_missing=args.allow_missing)
+    candidate = args.candidate if args.candidate is not None else results_root(None)
+    return run_compare(args.baseline, candidate, tol, args.json)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "export": cmd_export,
+            "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,100 @@
+"""Regression tracking on real records: unchanged passes, a broken method fails, bad input is 2."""
+
+import json
+import shutil
+
+import pytest
+
+from baselines.magnitude_init import MagnitudeAtInit
+from bench.cli import main
+from bench.compare import betainc, welch_p_value
+
+RUN = ["run", "--methods", "magnitude-init", "--preset", "smoke", "--width", "0.25",
+       "--train-subset", "1000", "--test-subset", "500", "--densities", "0.05", "--epochs", "2",
+       "--seeds", "0,1", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def baseline(cifar10_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("baseline")
+    assert main([*RUN, "--data-dir", str(cifar10_dir), "--results", str(root)]) == 0
+    return root
+
+
+def test_t_test_matches_known_values():
+    assert betainc(5, 0.5, 10 / 14) == pytest.approx(0.0733880348, abs=1e-9)  # t=2, df=10
+    assert welch_p_value([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    assert welch_p_value([1.0, 1.0], [2.0, 2.0]) == 0.0
+
+
+def test_an_unchanged_method_passes_through_an_exported_snapshot(baseline, cifar10_dir, tmp_path,
+                                                                  capsys):
+    snapshot = tmp_path / "reference.json"
+    assert main(["export", "--results", str(baseline), "--out", str(snapshot)]) == 0
+    data = json.loads(snapshot.read_text())
+    assert data["format"] == "bench-results" and data["version"] == 1
+    assert len(data["records"]) == 2
+    again = tmp_path / "again"
+    assert main([*RUN, "--data-dir", str(cifar10_dir), "--results", str(again)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(snapshot), str(again), "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "0 regressions" in out
+    rows = json.loads((tmp_path / "c.json").read_text())["rows"]
+    assert rows[0]["delta_points"] == 0.0 and rows[0]["bytes_change"] == 0  # deterministic CPU
+
+
+def test_a_broken_method_fails_and_is_named(baseline, cifar10_dir, tmp_path, capsys,
+                                            monkeypatch):
+    # The same method, broken: its mask is inverted (it keeps the smallest |theta|).
+    original = MagnitudeAtInit.scores
+    monkeypatch.setattr(MagnitudeAtInit, "scores",
+                        lambda self, model, ctx: {k: -v for k, v in original(self, model,
+                                                                               ctx).items()})
+    broken = tmp_path / "broken"
+    assert main([*RUN, "--data-dir", str(cifar10_dir), "--results", str(broken)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(baseline), str(broken), "--min-effect", "0.5"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "magnitude-init resnet20 cifar10 d=0.05" in out
+
+
+def test_missing_runs_and_grown_artifacts_are_regressions(baseline, tmp_path, capsys):
+    snapshot = tmp_path / "s.json"
+    assert main(["export", "--results", str(baseline), "--out", str(snapshot)]) == 0
+    data = json.loads(snapshot.read_text())
+    grown = json.loads(json.dumps(data))
+    for record in grown["records"]:
+        record["metrics"]["artifact_bytes"] += 10
+    (tmp_path / "grown.json").write_text(json.dumps(grown))
+    capsys.readouterr()
+    assert main(["compare", str(snapshot), str(tmp_path / "grown.json")]) == 1
+    assert "artifact grew by 10 B" in capsys.readouterr().out
+    assert main(["compare", str(snapshot), str(tmp_path / "grown.json"),
+                 "--bytes-growth", "0.01"]) == 0
+
+    one_seed = dict(data, records=[r for r in data["records"] if r["spec"]["seed"] == 0])
+    (tmp_path / "one.json").write_text(json.dumps(one_seed))
+    assert main(["compare", str(snapshot), str(tmp_path / "one.json")]) == 0  # a seed fewer
+    shutil.copytree(baseline, tmp_path / "partial")
+    for record in (tmp_path / "partial").glob("*/record.json"):
+        spec = json.loads(record.read_text())["spec"]
+        record.write_text(record.read_text().replace('"density": 0.05', '"density": 0.06'))
+        assert spec["density"] == 0.05
+    capsys.readouterr()
+    assert main(["compare", str(snapshot), str(tmp_path / "partial")]) == 2  # nothing matched
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"format": "bench-results", "version": 1, "records": [', "unreadable snapshot"),
+    ('{"format": "other"}', "not a bench-results file"),
+    ('{"format": "bench-results", "version": 99, "records": []}', "version 99"),
+    ('{"format": "bench-results", "version": 1, "records": [{"x": 1}]}', "malformed records"),
+])
+def test_a_corrupt_snapshot_exits_2_with_one_line(baseline, tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["compare", str(bad), str(baseline)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert main(["compare", str(tmp_path / "nope.json"), str(baseline)]) == 2
