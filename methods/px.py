@@ -1,0 +1,362 @@
+"""PX, Path eXclusion (Iurada, Ciccone & Tommasi, CVPR 2024, arXiv 2406.01820).
+
+PX keeps the weights that contribute most to an upper bound on the trace of the
+network's NTK. The bound comes from writing a ReLU network as a sum over its
+input-to-output paths. Each round of the iterative schedule (100 rounds, exponential,
+global threshold; see :mod:`bench.pruning`) uses three private copies of the current
+masked network:
+
+1. **gate network**: the live weights in eval mode, run on the pruning batch ``x``.
+   Forward hooks on the activation modules record whether each pre-activation is
+   ``> 0`` (the 0/1 activation pattern of every sample), and are removed afterwards.
+2. **path-activation network** (no gradient): prunable weights set to 1 (masked ones
+   stay 0 because the layer multiplies by its mask), each activation replaced by a
+   multiplication with the gate that (1) recorded for that sample, input ``x ** 2``.
+   Its output ``z1 [batch, classes]`` sums, for each output, the input-squared
+   activity of every active path.
+3. **path-kernel network**: prunable weights squared, every activation the identity,
+   input all ones. Its output ``z2`` sums the product of squared weights along each
+   path (the path kernel).
+
+The objective is ``R = sum(z1 * z2)`` summed over the pruning batches. The score of a
+weight is ``|dR/d(theta^2)| * theta^2`` (non-negative). Max pooling stays a max in
+both copies; average pooling is linear and needs nothing.
+
+Two variants share this code, and :class:`PXVariant` lists how they differ:
+
+- ``px`` reproduces the authors' code (iurada/px-ntk-pruning, ``lib/pruners.py``,
+  HEAD of Feb 2025). Copies 2 and 3 are in train mode, so BatchNorm normalises
+  with batch statistics. Their weight transform loops over ``state_dict`` names and
+  leaves out every entry whose name contains ``"bn"`` or ``"fc"``. As a result:
+  (a) the classifier ``fc`` keeps its signed weights and bias in both copies, so its
+  score is ``|dR/dtheta| * theta^2``; (b) a BatchNorm whose module name lacks
+  ``"bn"`` (the ResNet shortcut's ``shortcut.1``) is transformed like a conv: its
+  affine parameters are set to 1 in copy 2 (so beta becomes 1) and squared in copy 3.
+  Running statistics are also transformed there, but train mode never reads them.
+  Copy 3 runs on ``ones_like(x)`` for every batch, with one backward per batch.
+  A consequence, reproduced here and worth knowing: on BatchNorm nets ``px``'s objective
+  is zero except for rounding. Train-mode BN on identical all-ones samples gives every
+  channel a spatial mean of beta = 0. The features that reach the global average pool
+  are sums of BN outputs (ResNet, VGG-16-BN, ConvMixer), so the pooled features are 0,
+  and so is z2 up to the classifier's constant bias. The gradient of R is then 0 in
+  exact arithmetic, and the scores are float32 rounding residue: they shrink by about
+  1e9 in float64, and they depend on device and reduction order.
+- ``px-clean`` implements the paper's equations. BatchNorm is the identity in both
+  auxiliary copies: the module is swapped for ``nn.Identity``, so neither the
+  normalisation nor the affine map takes part. At initialisation (gamma 1, beta 0,
+  running mean 0 and variance 1), eval-mode BN is ``x / sqrt(1 + eps)``, so this
+  drops only that constant. The classifier is treated like every other prunable
+  layer. Copy 3 runs once, on a single all-ones image:
+  ``R = sum_k (sum_n z1[n, k]) * z2[k]``.
+  Without normalisation, path sums grow roughly with the product of fan-ins. Copy 2's
+  output at initialisation is about 1e41 for ResNet-20 and 1e39 for VGG-16, beyond
+  float32's 3.4e38, so copies 2 and 3 run in float64, as SynFlow does.
+  Known behaviour at high sparsity: copy 3's squared weights give a Kaiming conv that
+  keeps a fraction d of its weights a gain of about 2d. So a ResNet residual branch at
+  low density carries almost none of the path kernel next to its shortcut, and its
+  weights score lowest. At 2 % on ResNet-20, the last stage's residual-branch convs
+  empty out, and ``layer_collapse`` flags them. The network stays connected through
+  the shortcuts.
+
+Biases (VGG's convs, the classifier) are edges from a constant unit of value 1. In
+copy 2 (weights 1, input squared) they become 1; in copy 3 (weights squared, input 1)
+they are squared. The authors' code does the same, except for the classifier in ``px``.
+
+Activations: ReLU gates as above. ConvMixer's GELU is treated like a ReLU: its gate is
+``pre-activation > 0`` and it becomes the identity in copy 3 (PX's path decomposition
+needs a 0/1 gate; GELU(x) = x * Phi(x), and thresholding at 0 is its ReLU limit).
+Activations must be ``nn.ReLU`` / ``nn.GELU`` modules: a functional call cannot be
+seen by the hooks, so only the model zoo's conv nets (ResNet, VGG, ConvMixer) and
+networks built from the same module types are accepted.
+
+ViT is refused with a ``BenchError``. Attention multiplies two weight-dependent
+quantities inside a softmax, and LayerNorm divides by a weight-dependent norm, so the
+output is not a sum over paths of weight products times 0/1 gates. One could freeze
+the attention probabilities from the gate network as extra "gates". Then the query
+and key weights would not enter copies 2 and 3 at all: their gradient is zero, so all
+of them would be pruned and attention would collapse. That is not a defensible PX.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from bench.errors import BenchError
+from bench.models import PRUNABLE_TYPES, prunable_layers
+from bench.models.resnet import ShortcutA
+from bench.models.vit import VisionTransformer
+from bench.pruning import (
+    PruneAtInit,
+    PruneAtInitHparams,
+    Scores,
+    pruning_batches,
+    scoring_copy,
+    weight_gradients,
+)
+from bench.registry import register
+
+if TYPE_CHECKING:
+    from bench.harness import RunContext
+
+ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.GELU)
+# Leaf modules whose behaviour the path decomposition covers (containers are free).
+_PATH_LEAVES: tuple[type[nn.Module], ...] = (
+    *PRUNABLE_TYPES, _BatchNorm, *ACTIVATIONS, nn.MaxPool2d, nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten, ShortcutA,
+)  # fmt: skip
+CLASSIFIER_KEY = "fc"  # the authors' name filter: the classifier of every zoo model is `fc`
+BN_KEY = "bn"  # ... and BatchNorm names; ResNet's shortcut BN (`shortcut.1`) lacks it
+Role = Literal["activation", "kernel"]
+
+
+@dataclass(frozen=True)
+class PXVariant:
+    """What distinguishes ``px`` (the authors' code) from ``px-clean`` (the paper)."""
+
+    batchnorm: Literal["train", "identity"]
+    """BatchNorm in copies 2 and 3: batch statistics (train mode), or swapped for Identity."""
+    signed_classifier: bool
+    """Prunable layers whose name contains ``fc`` keep signed weights and bias in 2 and 3."""
+    unnamed_bn_as_weights: bool
+    """BatchNorms whose name lacks ``bn``: affine params set to 1 in copy 2, squared in 3."""
+    kernel_input: Literal["per-batch", "single"]
+    """Copy 3 on ``ones_like(x)`` for each batch (backward each), or once on one image."""
+    dtype: torch.dtype
+    """Of copies 2 and 3 (the gate network always runs the live model's dtype)."""
+
+
+FAITHFUL = PXVariant(batchnorm="train", signed_classifier=True, unnamed_bn_as_weights=True,
+                     kernel_input="per-batch", dtype=torch.float32)
+CLEAN = PXVariant(batchnorm="identity", signed_classifier=False, unnamed_bn_as_weights=False,
+                  kernel_input="single", dtype=torch.float64)
+
+
+def check_supported(model: nn.Module) -> None:
+    """BenchError unless ``model`` is built only from modules PX's path decomposition covers."""
+    if isinstance(model, VisionTransformer) or any(
+        isinstance(m, (nn.LayerNorm, nn.MultiheadAttention)) for m in model.modules()
+    ):
+        raise BenchError(
+            "px is defined for ReLU-gated conv nets (ResNet, VGG, ConvMixer); ViT has attention "
+            "(a softmax of products of weights) and LayerNorm, which do not decompose into "
+            "input-to-output paths with 0/1 gates"
+        )
+    for name, module in model.named_modules():
+        has_children = next(module.children(), None) is not None
+        if has_children:
+            own = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+            if not own:
+                continue
+        elif isinstance(module, _PATH_LEAVES):
+            continue
+        raise BenchError(
+            f"px cannot score {name or 'the model'} ({type(module).__name__}): only prunable "
+            "conv/linear layers, BatchNorm, ReLU/GELU modules, pooling and identities decompose "
+            "into paths (px is defined for ReLU-gated conv nets: ResNet, VGG, ConvMixer)"
+        )
+
+
+# ---------------------------------------------------------------- the three copies
+
+
+def _record_gate(store: list[Tensor], module: nn.Module, inputs: tuple[Tensor, ...],
+                 output: Tensor) -> None:
+    store.append(inputs[0].detach() > 0)
+
+
+def record_gates(gate_net: nn.Module, x: Tensor) -> dict[str, list[Tensor]]:
+    """Copy 1's activation pattern on ``x``: per activation module, its ``input > 0`` per call.
+
+    Hooks are attached for this forward pass only and always removed.
+    """
+    gates: dict[str, list[Tensor]] = {}
+    handles = []
+    try:
+        for name, module in gate_net.named_modules():
+            if isinstance(module, ACTIVATIONS):
+                gates[name] = []
+                handles.append(module.register_forward_hook(partial(_record_gate, gates[name])))
+        with torch.no_grad():
+            gate_net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return gates
+
+
+class GateBank:
+    """The gates of the current batch, handed out per activation module in call order."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, deque[Tensor]] = {}
+
+    def load(self, gates: dict[str, list[Tensor]]) -> None:
+        self._queues = {name: deque(calls) for name, calls in gates.items()}
+
+    def take(self, name: str) -> Tensor:
+        queue = self._queues.get(name)
+        if not queue:
+            raise RuntimeError(f"px: no recorded gate left for activation {name!r}")
+        return queue.popleft()
+
+    def check_consumed(self) -> None:
+        left = [name for name, queue in self._queues.items() if queue]
+        if left:
+            raise RuntimeError(f"px: recorded gates of {left} were not used by copy 2")
+
+
+class FixedGate(nn.Module):
+    """Copy 2's stand-in for an activation: multiply by the gate copy 1 recorded."""
+
+    def __init__(self, name: str, bank: GateBank) -> None:
+        super().__init__()
+        self.source = name
+        self.bank = bank
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = self.bank.take(self.source)
+        if gate.shape != x.shape:
+            raise RuntimeError(f"px: gate of {self.source!r} has shape {tuple(gate.shape)}, "
+                               f"activation input {tuple(x.shape)}")
+        return x * gate.to(x.dtype)
+
+
+def _replace(net: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(net.get_submodule(parent_name) if parent_name else net, child, new)
+
+
+def _to_path_values(tensors: Iterable[Tensor | None], role: Role) -> None:
+    """Copy 2: 1 (masks still apply in the layer's forward); copy 3: squared."""
+    for t in tensors:
+        if t is None:
+            continue
+        if role == "activation":
+            t.fill_(1.0)
+        else:
+            t.square_()
+
+
+def auxiliary_copy(model: nn.Module, variant: PXVariant, role: Role,
+                   bank: GateBank | None = None) -> nn.Module:
+    """Copy 2 (``role="activation"``, gates from ``bank``) or copy 3 (``"kernel"``) of ``model``.
+
+    Only the prunable weights of copy 3 require grad; the run's model is not touched.
+    """
+    if role == "activation" and bank is None:
+        raise ValueError("the path-activation copy needs a GateBank")
+    net = scoring_copy(model, dtype=variant.dtype)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    net.train(variant.batchnorm == "train")
+    with torch.no_grad():
+        for name, module in list(net.named_modules()):
+            if isinstance(module, PRUNABLE_TYPES):
+                if not (variant.signed_classifier and CLASSIFIER_KEY in name):
+                    _to_path_values((module.weight, module.bias), role)
+                if role == "kernel":
+                    module.weight.requires_grad_(True)
+            elif isinstance(module, _BatchNorm):
+                if variant.batchnorm == "identity":
+                    _replace(net, name, nn.Identity())
+                elif variant.unnamed_bn_as_weights and BN_KEY not in name:
+                    _to_path_values((module.weight, module.bias), role)
+            elif isinstance(module, ACTIVATIONS):
+                gate = FixedGate(name, bank) if role == "activation" else nn.Identity()
+                _replace(net, name, gate)
+    return net
+
+
+# ---------------------------------------------------------------- scores
+
+
+def px_scores(
+    model: nn.Module,
+    batches: Iterable[Tensor],
+    variant: PXVariant,
+    count: Callable[[int, int], None] | None = None,
+) -> Scores:
+    """``|dR/d(theta^2)| * theta^2`` for every prunable weight of ``model`` (left untouched).
+
+    ``batches`` yields input batches ``x``. ``count(images, backward)`` is told every
+    forward pass (the search cost). With ``variant.signed_classifier`` the classifier's
+    gradient is taken with respect to its signed weight, as the authors' code does.
+    """
+    check_supported(model)
+    count = count or (lambda images, backward: None)
+    gate_net = copy.deepcopy(model).eval()
+    bank = GateBank()
+    activation_net = auxiliary_copy(model, variant, "activation", bank)
+    kernel_net = auxiliary_copy(model, variant, "kernel")
+    z1_total: Tensor | None = None
+    shape = None
+    for x in batches:
+        shape = x.shape[1:]
+        bank.load(record_gates(gate_net, x))
+        count(len(x), 0)
+        with torch.no_grad():
+            z1 = activation_net(x.to(variant.dtype).square())
+        bank.check_consumed()
+        count(len(x), 0)
+        if variant.kernel_input == "per-batch":
+            z2 = kernel_net(torch.ones_like(x, dtype=variant.dtype))
+            (z1 * z2).sum().backward()
+            count(len(x), 1)
+        else:
+            z1_total = z1.sum(0) if z1_total is None else z1_total + z1.sum(0)
+    if shape is None:
+        raise BenchError("px needs at least one pruning batch")
+    if variant.kernel_input == "single":
+        device = next(kernel_net.parameters()).device
+        z2 = kernel_net(torch.ones(1, *shape, dtype=variant.dtype, device=device))
+        (z1_total * z2).sum().backward()
+        count(1, 1)
+    grads = weight_gradients(kernel_net)
+    live = dict(prunable_layers(model))
+    return {name: grads[name].detach().abs() * live[name].weight.detach().to(variant.dtype).square()
+            for name in grads}
+
+
+@dataclass(frozen=True)
+class PXHparams(PruneAtInitHparams):
+    rounds: int = 100
+
+
+class _PX(PruneAtInit):
+    """Shared plugin: ``variant`` says which PX."""
+
+    Hparams = PXHparams
+    rounds: ClassVar[int] = 100
+    variant: ClassVar[PXVariant]
+
+    def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
+        batches = (x for x, _ in pruning_batches(ctx))
+        return px_scores(model, batches, self.variant,
+                         lambda images, backward: ctx.search.count(images, backward=backward))
+
+
+@register("px")
+class PX(_PX):
+    """PX as the authors' code computes it (BN in train mode, signed classifier, BN-name quirk)."""
+
+    description = ("pruning at init by path exclusion, NTK-trace bound (Iurada et al. 2024), "
+                   "as the authors' code")
+    variant = FAITHFUL
+
+
+@register("px-clean")
+class PXClean(_PX):
+    """PX as the paper's equations state it (BN as identity, every layer alike, float64)."""
+
+    description = ("pruning at init by path exclusion, NTK-trace bound (Iurada et al. 2024), "
+                   "as the paper's equations")
+    variant = CLEAN
