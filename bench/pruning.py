@@ -45,9 +45,14 @@ def kept_count(numel: int, density: float) -> int:
 
 
 def _live_scores(layer: nn.Module, score: Tensor) -> Tensor:
-    """Scores with already-pruned weights (and NaNs) at -inf, so they are never kept."""
+    """float64 scores with NaN below every number and already-pruned weights at -inf.
+
+    So a NaN-scored live weight is kept only when nothing finite is left, and a pruned
+    weight never is.
+    """
     score = score.detach().to(torch.float64).reshape(layer.weight.shape)
-    score = torch.nan_to_num(score, nan=float("-inf"))
+    lowest = torch.finfo(torch.float64).min
+    score = torch.nan_to_num(score, nan=lowest, neginf=lowest)
     mask = layer.current_mask()
     if mask is not None:
         score = score.masked_fill(~mask.to(score.device), float("-inf"))
@@ -55,9 +60,11 @@ def _live_scores(layer: nn.Module, score: Tensor) -> Tensor:
 
 
 def _top(flat: Tensor, k: int) -> Tensor:
+    """The ``k`` highest entries; among equal scores the earlier position wins (stable)."""
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     if k > 0:
-        keep[torch.topk(flat, k, sorted=False).indices] = True
+        order = torch.sort(flat, descending=True, stable=True).indices
+        keep[order[:k]] = True
     return keep
 
 

@@ -1,0 +1,435 @@
+"""The shared pruning machinery (bench.pruning): schedules, thresholds, masks, pruning data.
+
+Every pruning method goes through these functions, so the properties are checked here once:
+exact kept counts for global and layerwise thresholds, pruned weights never revived, ties and
+NaN scores, the exponential schedule, private scoring copies, the seed's pruning set,
+rewinding, masks that survive real SGD steps, and the layer-collapse flag.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data import DATASETS, DeviceData
+from bench.engine import EngineOptions, state_snapshot, train
+from bench.harness import SearchCost
+from bench.metrics import model_metrics
+from bench.models import PrunableLinear, build_model, prunable_layers
+from bench.pruning import (
+    PRUNING_IMAGES_PER_CLASS,
+    apply_masks,
+    exponential_schedule,
+    kept_count,
+    prune,
+    pruning_batches,
+    rewind,
+    scoring_copy,
+    select_masks,
+    weight_gradients,
+)
+from bench.recipe import Recipe
+
+DENSITIES = [0.5, 0.1, 0.02]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def resnet(width: float = 0.5, seed: int = 0) -> nn.Module:
+    return build_model("resnet20", 10, seed=seed, width=width)
+
+
+def total_weights(model: nn.Module) -> int:
+    return sum(layer.weight.numel() for _, layer in prunable_layers(model))
+
+
+def gaussian_scores(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {name: torch.randn(layer.weight.shape, generator=g)
+            for name, layer in prunable_layers(model)}
+
+
+def magnitude(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: layer.weight.detach().abs() for name, layer in prunable_layers(model)}
+
+
+SCORERS = {"random": lambda m: gaussian_scores(m, 7), "magnitude": magnitude}
+
+
+def mask_of(layer: nn.Module) -> torch.Tensor:
+    mask = layer.current_mask()
+    return torch.ones_like(layer.weight, dtype=torch.bool) if mask is None else mask.cpu()
+
+
+def masks_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: mask_of(layer).clone() for name, layer in prunable_layers(model)}
+
+
+def synthetic_data(n: int = 200, seed: int = 0) -> DeviceData:
+    """A tiny CIFAR-10-shaped DeviceData: random uint8 images, n // 10 per class."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.arange(n) % 10
+    return DeviceData(DATASETS["cifar10"], x, y, x[: n // 4], y[: n // 4])
+
+
+# ---------------------------------------------------------------------------- schedule
+
+
+def test_exponential_schedule_values():
+    assert exponential_schedule(0.5, 1) == [0.5]
+    two = exponential_schedule(0.01, 2)
+    assert two[0] == pytest.approx(0.1, rel=1e-12) and two[1] == 0.01
+    sched = exponential_schedule(0.02, 100)
+    assert len(sched) == 100
+    assert sched[-1] == 0.02  # the last round lands exactly on the target
+    for r, d in enumerate(sched, 1):
+        assert d == pytest.approx(0.02 ** (r / 100), rel=1e-12)
+    ratios = [b / a for a, b in zip(sched, sched[1:])]
+    assert all(r == pytest.approx(0.02 ** 0.01, rel=1e-9) for r in ratios)  # geometric
+    assert sched[0] == pytest.approx(0.9616, abs=1e-4)  # 0.02 ** 0.01
+    with pytest.raises(ValueError):
+        exponential_schedule(0.5, 0)
+
+
+def test_kept_count_is_the_nearest_whole_number():
+    assert kept_count(10, 0.5) == 5
+    assert kept_count(67992, 0.02) == 1360  # 1359.84
+    assert kept_count(216, 0.1) == 22  # 21.6
+    assert kept_count(1000, 0.0001) == 0
+    assert kept_count(1000, 1.0) == 1000
+    for n in (1, 7, 128, 4608, 67992):
+        for d in (0.9, 0.5, 0.3, 0.1, 0.02, 0.001):
+            assert abs(kept_count(n, d) - d * n) <= 0.5
+
+
+# ---------------------------------------------------------------------------- thresholds
+
+
+@pytest.mark.parametrize("scorer", list(SCORERS))
+@pytest.mark.parametrize("density", DENSITIES)
+def test_global_threshold_keeps_exactly_the_highest_scores(scorer, density):
+    model = resnet(0.5)
+    scores = SCORERS[scorer](model)
+    total = total_weights(model)
+    masks = select_masks(model, scores, density, "global")
+    assert sum(int(m.sum()) for m in masks.values()) == kept_count(total, density)
+    kept = torch.cat([scores[n][masks[n]].flatten() for n in masks])
+    dropped = torch.cat([scores[n][~masks[n]].flatten() for n in masks])
+    assert kept.min() >= dropped.max()
+    apply_masks(model, masks)
+    metrics = model_metrics(model)
+    assert metrics["parameters_kept"] == round(density * total)
+    assert abs(metrics["density"] - density) <= 0.5 / total  # within one weight of the target
+    for name, layer in prunable_layers(model):
+        assert torch.equal(mask_of(layer), masks[name])
+
+
+@pytest.mark.parametrize("scorer", list(SCORERS))
+@pytest.mark.parametrize("density", DENSITIES)
+def test_layerwise_threshold_keeps_the_density_in_every_tensor(scorer, density):
+    model = resnet(0.5)
+    scores = SCORERS[scorer](model)
+    masks = select_masks(model, scores, density, "layerwise")
+    for name, layer in prunable_layers(model):
+        mask = masks[name]
+        assert mask.shape == layer.weight.shape
+        assert int(mask.sum()) == round(density * layer.weight.numel())
+        if mask.any() and not mask.all():
+            assert scores[name][mask].min() >= scores[name][~mask].max()
+    apply_masks(model, masks)
+    for name, density_here in model_metrics(model)["density_per_tensor"].items():
+        numel = model.get_submodule(name.removesuffix(".weight")).weight.numel()
+        assert density_here * numel == pytest.approx(round(density * numel))
+
+
+def test_select_masks_needs_a_score_for_every_prunable_tensor():
+    model = resnet(0.25)
+    scores = magnitude(model)
+    scores.pop("fc")
+    with pytest.raises(KeyError, match="fc"):
+        select_masks(model, scores, 0.5)
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_already_pruned_weights_are_never_revived(scope):
+    model = resnet(0.25)
+    first = select_masks(model, gaussian_scores(model, 1), 0.5, scope)
+    apply_masks(model, first)
+    # Scores that rank every pruned weight above every live one: still none comes back.
+    scores = {name: torch.where(first[name], torch.rand(m.shape), 10 + torch.rand(m.shape))
+              for name, m in first.items()}
+    second = select_masks(model, scores, 0.25, scope)
+    for name, mask in second.items():
+        assert not (mask & ~first[name]).any()
+    if scope == "global":
+        assert sum(int(m.sum()) for m in second.values()) == kept_count(total_weights(model), 0.25)
+    else:
+        for name, layer in prunable_layers(model):
+            assert int(second[name].sum()) == kept_count(layer.weight.numel(), 0.25)
+    apply_masks(model, second)
+    for name, layer in prunable_layers(model):
+        assert torch.equal(mask_of(layer), second[name])
+        assert (layer.weight[~second[name]] == 0).all()
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_prune_in_rounds_follows_the_schedule_and_never_revives(scope):
+    """Fresh random scores every round: only the -inf of pruned weights keeps masks nested."""
+    model = resnet(0.25)
+    total = total_weights(model)
+    seen: list[dict[str, torch.Tensor]] = []
+    draws = iter(range(100))
+
+    def score(m: nn.Module) -> dict[str, torch.Tensor]:
+        seen.append(masks_of(m))
+        for _, layer in prunable_layers(m):  # the scorer sees the current masked model
+            assert (layer.weight[~mask_of(layer)] == 0).all()
+        return gaussian_scores(m, next(draws))
+
+    prune(model, score, 0.05, rounds=5, scope=scope)
+    seen.append(masks_of(model))
+    assert len(seen) == 6  # five scorings and the final state
+    assert all(m.all() for m in seen[0].values())  # round 1 scores the dense model
+    for before, after, d in zip(seen, seen[1:], exponential_schedule(0.05, 5)):
+        for name in after:
+            assert not (after[name] & ~before[name]).any()
+        if scope == "global":
+            assert sum(int(m.sum()) for m in after.values()) == kept_count(total, d)
+        else:
+            for m in after.values():
+                assert int(m.sum()) == kept_count(m.numel(), d)
+
+
+# ---------------------------------------------------------------------------- ties and NaN
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+def test_all_tied_scores_still_give_the_exact_count(density):
+    model = resnet(0.25)
+    total = total_weights(model)
+    zeros = {name: torch.zeros(layer.weight.shape) for name, layer in prunable_layers(model)}
+    masks = select_masks(model, zeros, density, "global")
+    assert sum(int(m.sum()) for m in masks.values()) == kept_count(total, density)
+    assert all(torch.equal(a, b) for a, b in
+               zip(masks.values(), select_masks(model, zeros, density, "global").values()))
+    layerwise = select_masks(model, zeros, density, "layerwise")
+    for name, layer in prunable_layers(model):
+        assert int(layerwise[name].sum()) == kept_count(layer.weight.numel(), density)
+
+
+def test_ties_at_the_cut_fill_up_to_the_exact_count():
+    layer = PrunableLinear(10, 10, bias=False)
+    model = nn.Sequential(layer)
+    # 30 distinct high scores, 40 tied at 0.5, 30 distinct low ones; keep 50.
+    scores = torch.cat([torch.linspace(2, 3, 30), torch.full((40,), 0.5),
+                        torch.linspace(-3, 0, 30)])
+    scores = scores[torch.randperm(100, generator=torch.Generator().manual_seed(0))]
+    for scope in ("global", "layerwise"):
+        mask = select_masks(model, {"0": scores.view(10, 10)}, 0.5, scope)["0"].flatten()
+        assert int(mask.sum()) == 50
+        assert mask[scores > 0.5].all()  # everything above the cut kept
+        assert not mask[scores < 0.5].any()  # nothing below it
+        assert int(mask[scores == 0.5].sum()) == 20
+
+
+def test_ties_at_the_cut_are_broken_by_position():
+    layer = PrunableLinear(20, 1, bias=False)
+    model = nn.Sequential(layer)
+    mask = select_masks(model, {"0": torch.zeros(1, 20)}, 0.25)["0"].flatten()
+    kept = torch.nonzero(mask).flatten().tolist()
+    assert kept == [0, 1, 2, 3, 4]  # the earliest positions win
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_nan_scores_are_never_kept(scope):
+    model = resnet(0.25)
+    scores = gaussian_scores(model, 3)
+    g = torch.Generator().manual_seed(4)
+    nan_at = {name: torch.rand(s.shape, generator=g) < 0.3 for name, s in scores.items()}
+    for name, s in scores.items():
+        s[nan_at[name]] = float("nan")
+        s.view(-1)[0] = float("nan")  # at least one in every tensor
+        nan_at[name].view(-1)[0] = True
+    masks = select_masks(model, scores, 0.5, scope)  # 50% kept < 70% finite
+    for name, mask in masks.items():
+        assert not (mask & nan_at[name]).any()
+    if scope == "global":
+        assert sum(int(m.sum()) for m in masks.values()) == kept_count(total_weights(model), 0.5)
+    else:
+        for mask in masks.values():
+            assert int(mask.sum()) == kept_count(mask.numel(), 0.5)
+
+
+def test_nan_scores_never_make_the_mask_pick_pruned_weights():
+    layer = PrunableLinear(20, 1, bias=False)
+    model = nn.Sequential(layer)
+    alive = torch.ones(1, 20, dtype=torch.bool)
+    alive[0, :8] = False
+    layer.set_mask(alive)  # 12 live weights: 4 finite scores, 8 NaN
+    scores = torch.full((1, 20), float("nan"))
+    scores[0, 8:12] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    mask = select_masks(model, {"0": scores}, 0.5)["0"]  # keep 10
+    assert not (mask & ~alive).any()  # never a dead weight
+    assert mask[0, 8:12].all()  # every finite score before any NaN
+    apply_masks(model, {"0": mask})
+    assert layer.kept() == kept_count(20, 0.5)
+
+
+# ---------------------------------------------------------------------------- masks
+
+
+def test_apply_masks_zeroes_exactly_the_pruned_weights():
+    model = resnet(0.25)
+    before = {name: layer.weight.detach().clone() for name, layer in prunable_layers(model)}
+    masks = select_masks(model, gaussian_scores(model, 5), 0.3)
+    apply_masks(model, masks)
+    for name, layer in prunable_layers(model):
+        assert layer.mask.dtype == layer.weight.dtype
+        assert torch.equal(layer.weight[masks[name]], before[name][masks[name]])
+        assert (layer.weight[~masks[name]] == 0).all()
+        assert layer.kept() == int(masks[name].sum())
+
+
+def test_masks_stay_applied_through_real_sgd_steps():
+    """SGD, momentum 0.9, weight decay 5e-4: pruned weights stay exactly zero, kept ones move."""
+    model = resnet(0.25)
+    prune(model, lambda m: gaussian_scores(m, 0), 0.1)
+    masks = masks_of(model)
+    start = {name: layer.weight.detach().clone() for name, layer in prunable_layers(model)}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3, 32, 32, generator=g), torch.randint(0, 10, (16,), generator=g)
+    model.train()
+    for _ in range(4):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    for name, layer in prunable_layers(model):
+        assert (layer.weight[~masks[name]] == 0).all()
+        assert torch.equal(mask_of(layer), masks[name])
+        assert not torch.equal(layer.weight[masks[name]], start[name][masks[name]])
+
+
+def test_masks_stay_applied_through_the_engine(tmp_path):
+    model = resnet(0.25)
+    prune(model, magnitude, 0.05, rounds=2)
+    masks = masks_of(model)
+    kept = model_metrics(model)["parameters_kept"]
+    recipe = Recipe(epochs=2, batch_size=50, lr=0.1, momentum=0.9, weight_decay=5e-4)
+    result = train(model, synthetic_data(100), recipe, seed=0,
+                   options=EngineOptions(eval_every=0), checkpoint=tmp_path / "c.ckpt")
+    assert result.steps == 4
+    for name, layer in prunable_layers(model):
+        assert (layer.weight[~masks[name]] == 0).all()
+        assert int((layer.weight != 0).sum()) == int(masks[name].sum())
+    assert model_metrics(model)["parameters_kept"] == kept == kept_count(total_weights(model), 0.05)
+
+
+# ---------------------------------------------------------------------------- scoring helpers
+
+
+def test_weight_gradients_are_zero_for_unused_layers():
+    model = nn.Sequential(PrunableLinear(4, 3, bias=False), PrunableLinear(3, 2, bias=False))
+    model[0](torch.ones(1, 4)).sum().backward()  # the second layer never runs
+    grads = weight_gradients(model)
+    assert torch.equal(grads["0"], model[0].weight.grad)
+    assert torch.equal(grads["1"], torch.zeros(2, 3))
+
+
+def test_scoring_copy_is_private():
+    model = resnet(0.25)
+    apply_masks(model, select_masks(model, gaussian_scores(model, 0), 0.5))
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    for _, layer in prunable_layers(model):
+        layer.weight.requires_grad_(False)
+    clone = scoring_copy(model, dtype=torch.float64)
+    assert all(p.grad is None for p in clone.parameters())
+    assert all(layer.weight.requires_grad and layer.weight.dtype == torch.float64
+               for _, layer in prunable_layers(clone))
+    assert all(not layer.weight.requires_grad for _, layer in prunable_layers(model))
+    assert all(p.grad is not None for n, p in model.named_parameters() if "bn" in n)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.fill_(1.0)
+    assert all(not torch.all(layer.weight == 1) for _, layer in prunable_layers(model))
+
+
+def test_pruning_batches_are_the_seeds_pruning_set():
+    data = synthetic_data(300)
+    ctx = SimpleNamespace(seed=3, data=data, search=SearchCost())
+    batches = list(pruning_batches(ctx))
+    assert len(batches) == 1  # 100 images, batch 256
+    x, y = batches[0]
+    assert x.shape == (10 * PRUNING_IMAGES_PER_CLASS, 3, 32, 32) and x.dtype == torch.float32
+    assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 10))
+    ex, ey = data.pruning_batch(PRUNING_IMAGES_PER_CLASS, 3)
+    assert torch.equal(x, ex) and torch.equal(y, ey)
+    x2, _ = next(iter(pruning_batches(ctx)))
+    assert torch.equal(x, x2)  # drawn once per seed: the same for every method
+    other, _ = next(iter(pruning_batches(SimpleNamespace(seed=4, data=data))))
+    assert not torch.equal(x, other)
+    small = list(pruning_batches(ctx, batch_size=32))
+    assert [len(b[1]) for b in small] == [32, 32, 32, 4]
+    assert torch.equal(torch.cat([b[0] for b in small]), x)
+
+
+# ---------------------------------------------------------------------------- rewind
+
+
+def test_rewind_restores_the_snapshot_and_keeps_pruned_weights_at_zero():
+    model = resnet(0.25)
+    model.train()
+    model(torch.randn(8, 3, 32, 32))  # non-trivial BatchNorm statistics
+    snapshot = state_snapshot(model)
+    with torch.no_grad():  # "training": every parameter and statistic moves
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+        model(torch.randn(8, 3, 32, 32))
+    prune(model, magnitude, 0.2)
+    masks = masks_of(model)
+    rewind(model, snapshot)
+    state = model.state_dict()
+    for name, layer in prunable_layers(model):
+        old = snapshot[f"{name}.weight"]
+        assert torch.equal(layer.weight[masks[name]], old[masks[name]])
+        assert (layer.weight[~masks[name]] == 0).all()
+        assert torch.equal(mask_of(layer), masks[name])
+    prunable = {f"{name}.weight" for name in masks}
+    for key, value in snapshot.items():
+        if key not in prunable:
+            assert torch.equal(state[key], value), key  # biases, norm params and statistics
+
+
+def test_rewind_never_loads_a_snapshots_mask():
+    model = resnet(0.25)
+    apply_masks(model, select_masks(model, gaussian_scores(model, 0), 0.5))
+    snapshot = state_snapshot(model)  # holds the 50% masks
+    prune(model, lambda m: gaussian_scores(m, 1), 0.1)
+    masks = masks_of(model)
+    rewind(model, snapshot)
+    assert all(torch.equal(a, b) for a, b in zip(masks_of(model).values(), masks.values()))
+    assert model_metrics(model)["parameters_kept"] == kept_count(total_weights(model), 0.1)
+
+
+# ---------------------------------------------------------------------------- layer collapse
+
+
+def test_layer_collapse_is_flagged_and_named():
+    model = resnet(0.5)
+    assert not model_metrics(model)["layer_collapse"]
+    scores = gaussian_scores(model, 0)
+    scores["conv"] = scores["conv"] - 100  # the stem conv ranks below everything else
+    scores["blocks.3.shortcut.0"] = scores["blocks.3.shortcut.0"] - 100
+    prune(model, lambda m: scores, 0.5)
+    metrics = model_metrics(model)
+    assert metrics["layer_collapse"] is True
+    assert metrics["collapsed_tensors"] == ["conv.weight", "blocks.3.shortcut.0.weight"]
+    assert metrics["parameters_kept"] == kept_count(total_weights(model), 0.5)
+    assert math.isclose(metrics["density_per_tensor"]["conv.weight"], 0.0)
