@@ -89,7 +89,11 @@ def topk_mask(scores: Tensor, density: float) -> Tensor:
 
 
 class _TopKStraightThrough(torch.autograd.Function):
-    """Forward: the top-k mask of the scores; backward: the gradient passes to the scores."""
+    """Forward: the top-k mask of its (non-negative) input; backward: the gradient unchanged.
+
+    It is applied to ``|scores|``, so the scores receive ``dL/dM * sign(scores)``, as in
+    Edge-Popup's code (``GetSubnet.apply(scores.abs(), k)``).
+    """
 
     @staticmethod
     def forward(ctx: Any, scores: Tensor, density: float) -> Tensor:  # noqa: ARG004
@@ -183,7 +187,8 @@ class MaskedWeight:
     def effective_weight(self) -> Tensor:
         """What the forward pass multiplies with: weight x mask."""
         if self.scores is not None:
-            return self.weight * _TopKStraightThrough.apply(self.scores, self.score_density)
+            mask = _TopKStraightThrough.apply(self.scores.abs(), self.score_density)
+            return self.weight * mask
         if self.mask is not None:
             return self.weight * self.mask
         return self.weight

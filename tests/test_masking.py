@@ -29,8 +29,8 @@ def test_straight_through_gradient_reaches_the_scores():
     x = torch.randn(3, 6, generator=torch.Generator().manual_seed(2))
     out = layer(x)
     out.square().sum().backward()
-    # d/dM of sum((x (W*M)^T)^2) = (2 out)^T x * W, passed straight to the scores.
-    expected = (2 * out.detach()).T @ x * layer.weight.detach()
+    # d/dM of sum((x (W*M)^T)^2) = (2 out)^T x * W, passed straight through |S| to the scores.
+    expected = (2 * out.detach()).T @ x * layer.weight.detach() * layer.scores.detach().sign()
     torch.testing.assert_close(layer.scores.grad, expected)
     mask = topk_mask(layer.scores, 0.5)
     torch.testing.assert_close(layer.weight.grad, (2 * out.detach()).T @ x * mask)
