@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="methods, models, datasets and presets")
 
-    report = sub.add_parser("report", help="a table of results from the run store")
-    report.add_argument("--results", type=Path, help="run store to read")
-    report.add_argument("--format", default="plain", choices=("plain", "md", "csv"))
+    from bench import figures, report
+
+    report.add_arguments(sub.add_parser("report", help="tables of results from the run store"))
+    figures.add_arguments(sub.add_parser("figures", help="PNG and PDF figures of results"))
 
     exporter = sub.add_parser("export", help="write selected records into one snapshot file")
     exporter.add_argument("--out", type=Path, required=True, help="snapshot file to write")
@@ -278,19 +279,6 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import records_frame, render, summary_table
-
-    root = results_root(args.results)
-    if not root.exists():
-        raise BenchError(f"no results in {root}; run `python -m bench run` first or pass --results")
-    frame = records_frame(root)
-    if frame.empty:
-        raise BenchError(f"no run records in {root}")
-    print(render(summary_table(frame), args.format))
-    return 0
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from bench.compare import export
 
@@ -313,8 +301,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return run_compare(args.baseline, candidate, tol, args.json)
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "export": cmd_export,
-            "compare": cmd_compare}
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench import report
+
+    return report.command(args)
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from bench import figures
+
+    return figures.command(args)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "figures": cmd_figures,
+            "export": cmd_export, "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,136 @@
+"""`bench figures` on the real smoke stores of test_report: every kind is written and opens."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_report import PX_MATCH, Parser, build_stores, records
+
+from bench import figures, report
+from bench.cli import build_parser
+from bench.errors import BenchError
+from bench.registry import methods
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, cifar10_dir):
+    return build_stores(tmp_path_factory, cifar10_dir)
+
+
+def figures_cli(capsys, *argv: str) -> tuple[int, str]:
+    parser = Parser(prog="bench figures")
+    figures.add_arguments(parser)
+    capsys.readouterr()
+    code = figures.command(parser.parse_args(list(argv)))
+    return code, capsys.readouterr().out
+
+
+def assert_picture(path) -> None:
+    """The PNG exists, opens, is figure-sized and is not blank; its PDF twin exists."""
+    assert path.is_file() and path.stat().st_size > 20_000
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        assert width >= 800 and height >= 500
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels.std() > 10  # something is drawn
+    assert (pixels < 128).mean() > 0.01  # lines and text, not a white page
+    pdf = path.with_suffix(".pdf")
+    assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_every_kind_is_written_as_png_and_pdf(stores, capsys, tmp_path):
+    code, out = figures_cli(capsys, "--results", str(stores["faulty"]), "--out", str(tmp_path),
+                            "--kind", ",".join(figures.KINDS))
+    assert code == 0
+    for name in ("accuracy-vs-bytes", "accuracy-vs-sparsity", "pemn-bars", "pemn-curves"):
+        assert f"wrote {tmp_path / name}.png" in out
+        assert_picture(tmp_path / f"{name}.png")
+
+
+def test_paper_mode_draws_what_is_there_and_lists_the_rest(stores, capsys, tmp_path):
+    code, out = figures_cli(capsys, "--results", str(stores["px"]), "--out", str(tmp_path),
+                            "--paper", "px", *PX_MATCH)
+    assert code == 1  # the protocol's grid is not complete
+    assert_picture(tmp_path / "px-fig2-x0.00625.png")
+    assert "px-fig2: 1 of 324 runs finished" in out
+    commands = [line.strip() for line in out.splitlines()
+                if line.strip().startswith("python -m bench run")]
+    presets = [c.split()[5] for c in commands]
+    assert presets == ["px-cifar10-resnet20", "px-cifar100-vgg16",  # the grids
+                       "px-cifar10-resnet20", "px-cifar100-vgg16"]  # the dense references
+    for command in commands:
+        args = build_parser().parse_args(command.split()[3:])
+        assert args.budget_scale == 0.00625 and args.width == 0.25
+        assert args.train_subset == 500 and args.test_subset == 200
+    # PEMN's protocol has no run in this store: nothing drawn, everything listed
+    code, out = figures_cli(capsys, "--results", str(stores["px"]), "--out", str(tmp_path),
+                            "--paper", "pemn", *PX_MATCH)
+    assert code == 1 and "pemn-bars: nothing to draw" in out
+    assert "--preset pemn-convmixer --methods dense,pemn-mask,pemn-one-layer,pemn-mp," in out
+    assert not (tmp_path / "pemn-bars-x0.00625.png").exists()
+
+
+def test_preset_filter_names_the_budget_in_the_caption(stores, capsys, tmp_path):
+    code, out = figures_cli(capsys, "--results", str(stores["px"]), "--out", str(tmp_path),
+                            "--preset", "px-cifar10-resnet20", *PX_MATCH, "--kind", "sparsity")
+    assert code == 0
+    assert_picture(tmp_path / "px-cifar10-resnet20-accuracy-vs-sparsity.png")
+    table = report.summary_table(report.preset_frame(
+        report.records_frame(stores["px"]), report.get_preset("px-cifar10-resnet20"),
+        report.GridOptions(0.00625, 0.25, 500, 200)))
+    caption = figures.caption_text(table)
+    assert "Budget: px-resnet20, 1 of 160 ep for every method." in caption
+    assert "CIFAR-10 (500/200 train/test images)" in caption
+    assert "161 runs not finished" in caption
+
+
+def test_pareto_front_follows_its_definition(stores):
+    table = report.summary_table(report.records_frame(stores["clean"]))
+    points = list(zip(table["artifact_bytes_mean"], table["accuracy_mean"]))
+    front = figures.pareto_front(points)
+    for (b, a), on in zip(points, front):
+        beaten = any(b2 <= b and a2 >= a and (b2 < b or a2 > a) for b2, a2 in points)
+        assert on == (not beaten)
+    assert any(front)
+    smallest = min(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    assert front[smallest]  # the smallest model is always on the front
+    # ties: equal points are both on the front, a strictly worse one is not
+    assert figures.pareto_front([(1, 5), (1, 5), (2, 5), (2, 6)]) == [True, True, False, True]
+
+
+def test_every_method_has_one_distinct_colour_and_marker():
+    styles = {name: figures.method_style(name) for name in methods()}
+    builtin = {n: s for n, s in styles.items() if n in figures.METHOD_STYLES}
+    assert len({s[0] for s in builtin.values()}) == len(builtin)  # distinct colours
+    assert len(set(builtin.values())) == len(builtin)
+    assert figures.method_style("snip") == figures.method_style("snip")
+    assert figures.method_style("not-a-method")[0] in figures.EXTRA_COLOURS
+
+
+def test_pemn_names():
+    assert figures.pemn_name("pemn-rp", "{}") == "RP 1e-1"
+    assert figures.pemn_name("pemn-rp", '{"ratio": 1e-05}') == "RP 1e-5"
+    assert figures.pemn_name("pemn-one-layer", "{}") == "one-layer"
+    assert figures.pemn_name("snip", "{}") == "snip"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--kind", "pie"], "--kind: unknown figure pie"),
+    (["--paper", "px", "--kind", "bytes"], "drop --kind"),
+    (["--paper", "px", "--preset", "smoke"], "drop --preset"),
+    (["--width", "0.5"], "--width only select a preset's runs: add --paper or --preset"),
+    (["--paper", "lth"], "invalid choice: 'lth'"),
+    (["--methods", "nope"], "--methods: no runs of nope"),
+])
+def test_user_mistakes_are_one_line_errors(stores, capsys, tmp_path, argv, message):
+    with pytest.raises(BenchError) as info:
+        figures_cli(capsys, "--results", str(stores["clean"]), "--out", str(tmp_path), *argv)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_store_without_finished_runs_draws_nothing(stores, capsys, tmp_path):
+    with pytest.raises(BenchError, match="no finished runs"):
+        figures_cli(capsys, "--results", str(stores["px"]), "--out", str(tmp_path),
+                    "--preset", "px-cifar100-vgg16", *PX_MATCH)
+    assert len(records(stores["px"])) == 1

@@ -1,0 +1,337 @@
+"""`bench report` on a store of real smoke runs: numbers against the records, every format."""
+
+import argparse
+import io
+import json
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import report
+from bench.cli import build_parser, main
+from bench.errors import BenchError
+from bench.registry import _REGISTRY, get_method, register
+from bench.store import RunStore
+
+# A tiny real grid: ResNet-20 at quarter width, 500/200 real CIFAR-10 images, 1 epoch.
+TINY = ["--width", "0.25", "--train-subset", "500", "--test-subset", "200", "--device", "cpu",
+        "--no-progress"]
+GRID = ["--preset", "smoke", "--methods", "dense,snip,pemn-mp", "--densities", "0.5,0.2",
+        "--seeds", "0,1", "--epochs", "1", *TINY]
+# One run of the PX protocol at 1 of its 160 epochs, on the same tiny setup.
+PX_SCALE = "0.00625"
+PX_MATCH = ["--budget-scale", PX_SCALE, "--width", "0.25", "--train-subset", "500",
+            "--test-subset", "200"]
+PX_RUN = ["--preset", "px-cifar10-resnet20", "--methods", "snip", "--densities", "0.64",
+          "--seeds", "0", *PX_MATCH, "--device", "cpu", "--no-progress"]
+
+
+def _run(cifar10_dir: Path, results: Path, args: list[str]) -> int:
+    return main(["run", *args, "--data-dir", str(cifar10_dir), "--results", str(results)])
+
+
+def build_stores(tmp_path_factory, cifar10_dir: Path) -> dict[str, Path]:
+    """Real runs, built once per session and shared by test_report and test_figures.
+
+    - ``clean``: dense, snip and pemn-mp at densities 0.5 and 0.2, seeds 0 and 1;
+    - ``faulty``: a copy plus a method that fails for seed 1 (finished for seed 0) and a
+      dense run at another budget (2 epochs);
+    - ``px``: one run of the px-cifar10-resnet20 grid at budget scale 1/160.
+    """
+    base = tmp_path_factory.getbasetemp() / "report-stores"
+    stores = {name: base / name for name in ("clean", "faulty", "px")}
+    if (base / "done").exists():
+        return stores
+    assert _run(cifar10_dir, stores["clean"], GRID) == 0
+    shutil.copytree(stores["clean"], stores["faulty"])
+    random_cls = get_method("random")
+
+    class Flaky(random_cls):
+        description = "test only: random pruning that fails for seed 1"
+
+        def run(self, ctx):
+            if ctx.seed == 1:
+                raise RuntimeError("flaky on purpose")
+            return super().run(ctx)
+
+    register("test-flaky")(Flaky)
+    try:
+        assert _run(cifar10_dir, stores["faulty"],
+                    ["--preset", "smoke", "--methods", "test-flaky", "--densities", "0.5",
+                     "--seeds", "0,1", "--epochs", "1", *TINY]) == 1
+    finally:
+        _REGISTRY.pop("test-flaky", None)
+    assert _run(cifar10_dir, stores["faulty"],
+                ["--preset", "smoke", "--methods", "dense", "--seeds", "0", "--epochs", "2",
+                 *TINY]) == 0
+    assert _run(cifar10_dir, stores["px"], PX_RUN) == 0
+    (base / "done").touch()
+    return stores
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, cifar10_dir):
+    return build_stores(tmp_path_factory, cifar10_dir)
+
+
+def records(root: Path) -> list[dict]:
+    return [r for _, r in RunStore(root).records()]
+
+
+class Parser(argparse.ArgumentParser):
+    """As bench.cli's: a mistake is a BenchError (one ``error:`` line), not usage text."""
+
+    def error(self, message):
+        raise BenchError(message)
+
+
+def report_cli(capsys, *argv: str) -> tuple[int, str]:
+    """``python -m bench report ARGS`` through the module's own parser hooks."""
+    parser = Parser(prog="bench report")
+    report.add_arguments(parser)
+    capsys.readouterr()
+    code = report.command(parser.parse_args(list(argv)))
+    return code, capsys.readouterr().out
+
+
+def expected_cells(root: Path) -> dict[tuple[str, float, int], dict]:
+    """What every cell must say, computed straight from the record files."""
+    cells: dict[tuple[str, float, int], dict] = {}
+    for r in records(root):
+        spec = r["spec"]
+        key = (spec["method"], spec["density"], spec["recipe"]["epochs"])
+        cell = cells.setdefault(key, {"acc": [], "bytes": [], "seeds": [], "statuses": []})
+        cell["seeds"].append(spec["seed"])
+        cell["statuses"].append(r["status"])
+        if r["status"] == "finished":
+            cell["acc"].append(r["metrics"]["test_accuracy"])
+            cell["bytes"].append(r["metrics"]["artifact_bytes"])
+    return cells
+
+
+def test_summary_matches_the_records(stores):
+    table = report.summary_table(report.records_frame(stores["clean"]))
+    cells = expected_cells(stores["clean"])
+    assert len(table) == len(cells) == 5  # dense once, snip and pemn-mp at two densities
+    for row in table.itertuples():
+        cell = cells[(row.method, row.density, row.epochs)]
+        assert row.n == len(cell["acc"]) == 2
+        assert row.seeds == "0,1"
+        assert row.accuracy_mean == pytest.approx(statistics.mean(cell["acc"]))
+        assert row.accuracy_std == pytest.approx(statistics.stdev(cell["acc"]))
+        assert row.artifact_bytes_mean == pytest.approx(statistics.mean(cell["bytes"]))
+        assert row.failed == row.missing == 0
+        assert row.budget == "smoke, 1 of 2 ep"
+
+
+def test_csv_parses_and_has_every_statistic(stores, capsys):
+    code, out = report_cli(capsys, "--results", str(stores["clean"]), "--format", "csv")
+    assert code == 0
+    table = pd.read_csv(io.StringIO(out))
+    cells = expected_cells(stores["clean"])
+    assert len(table) == len(cells)
+    for row in table.itertuples():
+        cell = cells[(row.method, row.density, row.epochs)]
+        assert row.accuracy_mean == pytest.approx(statistics.mean(cell["acc"]))
+        assert row.accuracy_std == pytest.approx(statistics.stdev(cell["acc"]))
+        assert row.artifact_bytes_mean == pytest.approx(statistics.mean(cell["bytes"]))
+        assert row.n == 2 and row.budget == "smoke, 1 of 2 ep"
+
+
+def _cell(mean: float, std: float, n: int) -> str:
+    return f"{mean:.2f} ± {std:.2f} (n={n})"
+
+
+def test_plain_table_shows_mean_std_seed_count_and_bytes(stores, capsys):
+    code, out = report_cli(capsys, "--results", str(stores["clean"]))
+    assert code == 0
+    assert out.startswith("CIFAR-10, ResNet-20 (width 0.25), 500/200 train/test images")
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split()
+             and line.split()[0] in ("dense", "snip", "pemn-mp")}
+    for (method, _, _), cell in expected_cells(stores["clean"]).items():
+        text = _cell(statistics.mean(cell["acc"]), statistics.stdev(cell["acc"]), 2)
+        assert text in lines[method], (text, lines[method])
+        assert report.sig3(statistics.mean(cell["bytes"]) / 1000) in lines[method]
+    header = next(line for line in out.splitlines() if line.startswith("method"))
+    assert "budget" in header and "d=1 acc. %" in header and "d=0.5 kB" in header
+    assert "mean ± sample std over seeds" in out
+
+
+def test_markdown_is_one_well_formed_table_per_dataset_and_model(stores, capsys):
+    code, out = report_cli(capsys, "--results", str(stores["clean"]), "--format", "md",
+                           "--group-by", "sparsity")
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + 3  # header, rule, one row per method
+    widths = {line.count("|") for line in rows}
+    assert widths == {2 + 2 * 3 + 1}  # method, budget, (acc, kB) x 3 columns: 8 cells
+    assert re.fullmatch(r"\|(-+\|)+", rows[1].replace(" ", ""))
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert header[:2] == ["method", "budget"]
+    assert header[2:] == ["s=0% acc. %", "s=0% kB", "s=50% acc. %", "s=50% kB",
+                          "s=80% acc. %", "s=80% kB"]
+    snip = next(line for line in rows if line.startswith("| snip"))
+    cells = [c.strip() for c in snip.strip("|").split("|")]
+    assert cells[2] == "–"  # snip has no dense (density 1) run
+    acc = expected_cells(stores["clean"])[("snip", 0.2, 1)]["acc"]
+    assert cells[6] == _cell(statistics.mean(acc), statistics.stdev(acc), 2)
+
+
+def _latex_balanced(text: str) -> None:
+    body = re.sub(r"\\[{}%&$#_]", "", text)  # escaped specials are not structure
+    body = "\n".join(line for line in body.splitlines() if not line.startswith("%"))
+    depth = 0
+    for ch in body:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0
+    assert depth == 0
+    assert body.count("$") % 2 == 0
+    envs = re.findall(r"\\(begin|end)\{(\w+)\}", body)
+    stack = []
+    for kind, name in envs:
+        if kind == "begin":
+            stack.append(name)
+        else:
+            assert stack.pop() == name
+    assert not stack
+
+
+def test_latex_is_booktabs_and_balanced(stores, capsys, tmp_path):
+    code, out = report_cli(capsys, "--results", str(stores["faulty"]), "--format", "latex")
+    assert code == 0
+    _latex_balanced(out)
+    for word in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){3-4}",
+                 r"\begin{tabular}{ll", r"\caption{"):
+        assert word in out
+    ncols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", out).group(1))
+    rows = [line for line in out.splitlines() if line.endswith(r"\\")]
+    for line in rows[2:]:  # after the two header rows every row has one cell per column
+        assert line.count(" & ") == ncols - 1, line
+    assert r"$\pm$" in out and "% not finished: test-flaky d=0.5 seed 1: failed" in out
+    if shutil.which("pdflatex"):
+        doc = tmp_path / "t.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[utf8]"
+                       "{inputenc}\\begin{document}\n" + out + "\n\\end{document}\n")
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name],
+                              cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_failed_runs_and_other_budgets_are_shown_not_pooled(stores, capsys):
+    code, out = report_cli(capsys, "--results", str(stores["faulty"]))
+    assert code == 0
+    flaky = next(line for line in out.splitlines() if line.startswith("test-flaky"))
+    (finished,) = [r for r in records(stores["faulty"])
+                   if r["spec"]["method"] == "test-flaky" and r["status"] == "finished"]
+    assert f"{finished['metrics']['test_accuracy']:.2f} (n=1) [1 failed]" in flaky
+    assert "Not finished:" in out
+    assert "- test-flaky d=0.5 seed 1: failed (RuntimeError: flaky on purpose)" in out
+    dense = [line for line in out.splitlines() if line.startswith("dense")]
+    assert len(dense) == 2  # one row per budget, never averaged together
+    assert any("smoke, 2 ep" in line for line in dense)
+    assert any("smoke, 1 of 2 ep" in line for line in dense)
+    # seed 1 was never run at 2 epochs: the cell says so
+    assert "(n=1) [1 seed not run]" in next(line for line in dense if "smoke, 2 ep" in line)
+    code, out = report_cli(capsys, "--results", str(stores["faulty"]), "--format", "csv")
+    table = pd.read_csv(io.StringIO(out))
+    row = table[table["method"] == "test-flaky"].iloc[0]
+    assert row["n"] == 1 and row["failed"] == 1 and row["seeds"] == "0,1"
+    assert "flaky on purpose" in row["not_finished"]
+
+
+def test_filters_metric_and_group_by(stores, capsys):
+    code, out = report_cli(capsys, "--results", str(stores["clean"]), "--methods", "snip",
+                           "--group-by", "compression", "--metric", "artifact_bytes",
+                           "--size", "ratio")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[4:-2] if line.strip()] == ["snip"]
+    header = next(line for line in out.splitlines() if line.startswith("method"))
+    assert "2x artifact size (kB)" in header and "5x ratio" in header
+    for (method, _, _), cell in expected_cells(stores["clean"]).items():
+        if method == "snip":
+            mean = statistics.mean(cell["bytes"]) / 1000
+            std = statistics.stdev(cell["bytes"]) / 1000
+            assert f"{mean:.2f} ± {std:.2f} (n=2)" in out
+    code, out = report_cli(capsys, "--results", str(stores["clean"]), "--models", "resnet20",
+                           "--datasets", "cifar10", "--methods", "pemn-mp,dense",
+                           "--size", "stored")
+    assert "stored kB" in out and "snip" not in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "snpi"], "--methods: no runs of snpi in the store; present: "),
+    (["--models", "vgg16"], "--models: no runs of vgg16"),
+    (["--budget-scale", "0.1"], "--budget-scale only select a preset's runs: add --preset"),
+    (["--preset", "px-cifar10-resnet20", "--budget-scale", "0"], "--budget-scale must be > 0"),
+    (["--format", "docx"], "invalid choice: 'docx'"),
+    (["--preset", "huge"], "invalid choice: 'huge'"),
+])
+def test_user_mistakes_are_one_line_errors(stores, argv, message, capsys):
+    with pytest.raises(BenchError) as info:
+        report_cli(capsys, "--results", str(stores["clean"]), *argv)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_empty_or_absent_store_is_an_error(tmp_path, capsys):
+    with pytest.raises(BenchError, match="no results in"):
+        report_cli(capsys, "--results", str(tmp_path / "none"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BenchError, match="no run records in"):
+        report_cli(capsys, "--results", str(tmp_path / "empty"))
+
+
+def test_preset_filter_matches_runs_and_lists_missing_ones(stores, capsys):
+    code, out = report_cli(capsys, "--results", str(stores["px"]), "--preset",
+                           "px-cifar10-resnet20", *PX_MATCH, "--group-by", "sparsity")
+    assert code == 0
+    (run,) = records(stores["px"])
+    snip = next(line for line in out.splitlines() if line.startswith("snip"))
+    assert f"{run['metrics']['test_accuracy']:.2f} (n=1) [2 missing]" in snip
+    assert "px-resnet20, 1 of 160 ep" in snip
+    methods = [line.split()[0] for line in out.splitlines()
+               if line.split() and line.split()[0] in ("random", "magnitude-init", "snip",
+                                                       "grasp", "synflow", "px")]
+    assert methods == ["random", "magnitude-init", "snip", "grasp", "synflow", "px"]
+    assert "s=98.2%" in out and "3 missing" in out
+    commands = [line.strip() for line in out.splitlines()
+                if line.strip().startswith("python -m bench run")]
+    assert commands == ["python -m bench run --preset px-cifar10-resnet20 --methods "
+                        "random,magnitude-init,snip,grasp,synflow,px --budget-scale 0.00625 "
+                        "--width 0.25 --train-subset 500 --test-subset 200 --results "
+                        f"{stores['px']}"]
+    args = build_parser().parse_args(commands[0].split()[3:])  # a valid `bench run` line
+    assert args.preset == "px-cifar10-resnet20" and args.budget_scale == float(PX_SCALE)
+    # the same runs without the overrides are another budget and setup: all missing
+    code, out = report_cli(capsys, "--results", str(stores["px"]), "--preset",
+                           "px-cifar10-resnet20", "--format", "csv")
+    table = pd.read_csv(io.StringIO(out))
+    assert table["n"].sum() == 0 and table["missing"].sum() == 6 * 9 * 3
+
+
+def test_missing_groups_narrow_to_what_is_missing(stores):
+    preset = report.get_preset("px-cifar10-resnet20")
+    options = report.GridOptions(float(PX_SCALE), 0.25, 500, 200)
+    frame = report.preset_frame(report.records_frame(stores["px"]), preset, options)
+    snip_only = frame[frame["method"] == "snip"]
+    finished = snip_only[snip_only["status"] == "finished"]
+    assert len(finished) == 1 and finished.iloc[0]["seed"] == 0
+    # drop every missing run but those of density 0.64: the command asks for only them
+    part = snip_only[snip_only["density"] == 0.64]
+    (group,) = report.missing_groups(part)
+    assert group.items == ["snip"] and group.seeds == [1, 2] and group.densities is None
+    assert group.statuses == {"missing": 2}
+    assert "--seeds 1,2" in group.command(options)
+
+
+def test_records_frame_keeps_the_existing_api(stores):
+    frame = report.records_frame(stores["clean"])
+    assert {"method", "model", "dataset", "density", "seed", "status", "accuracy",
+            "artifact_bytes", "budget", "group"} <= set(frame.columns)
+    text = report.render(report.summary_table(frame), "md")
+    assert text.count("**CIFAR-10") == 1
+    assert json.loads(frame["setup"].iloc[0])["model_kwargs"] == {"width": 0.25}
