@@ -226,6 +226,19 @@ def _cell_notes(x: Sequence[float], rows: pd.DataFrame, seeds: int
     return out
 
 
+def _draw_series(ax: Any, s: Any, column: str, linestyle: Any) -> tuple[Any, Any, Any, Any]:
+    """One method's accuracy line over ``column`` with seed error bars: (rows, x, y, handle)."""
+    rows = s.rows.sort_values(column)
+    x = rows[column].to_numpy(float)
+    y = rows["accuracy_mean"].to_numpy(float)
+    err = np.nan_to_num(rows["accuracy_std"].to_numpy(float))
+    handle = _soften(ax.errorbar(
+        x, y, yerr=err, color=s.colour, marker=s.marker, linestyle=linestyle,
+        linewidth=1.4, markersize=6, capsize=3, markeredgecolor="white",
+        markeredgewidth=0.6, zorder=3))
+    return rows, x, y, handle
+
+
 def _soften(container: Any) -> Any:
     """Seed error bars half-transparent and thin, so overlapping ones stay readable."""
     _, caps, bars = container.lines
@@ -531,14 +544,7 @@ def figure_bytes(table: pd.DataFrame, *, title: str = "Accuracy vs. artifact siz
         for i, s in enumerate(series):
             if s.rows.empty:
                 continue
-            rows = s.rows.sort_values("artifact_bytes_mean")
-            x = rows["artifact_bytes_mean"].to_numpy(float)
-            y = rows["accuracy_mean"].to_numpy(float)
-            err = np.nan_to_num(rows["accuracy_std"].to_numpy(float))
-            handle = _soften(ax.errorbar(
-                x, y, yerr=err, color=s.colour, marker=s.marker, linestyle=styles[i],
-                linewidth=1.4, markersize=6, capsize=3, markeredgecolor="white",
-                markeredgewidth=0.6, zorder=3))
+            rows, x, y, handle = _draw_series(ax, s, "artifact_bytes_mean", styles[i])
             entries.setdefault(_legend_label(s, multi_budget), handle)
             notes += _cell_notes(x, rows, _seed_count(part))
             for d, b, a in zip(rows["density"], x, y):
@@ -718,14 +724,7 @@ def figure_pemn_curves(table: pd.DataFrame,
             for i, s in enumerate(baseline):
                 if s.rows.empty:
                     continue
-                rows = s.rows.sort_values(column)
-                x = rows[column].to_numpy(float)
-                y = rows["accuracy_mean"].to_numpy(float)
-                err = np.nan_to_num(rows["accuracy_std"].to_numpy(float))
-                handle = _soften(ax.errorbar(
-                    x, y, yerr=err, color=s.colour, marker=s.marker, linestyle=styles[i],
-                    linewidth=1.4, markersize=6, capsize=3, markeredgecolor="white",
-                    markeredgewidth=0.6, zorder=3))
+                rows, x, y, handle = _draw_series(ax, s, column, styles[i])
                 entries.setdefault(_legend_label(s, multi_budget), handle)
                 notes += _cell_notes(x, rows, _seed_count(part))
                 drawn += list(zip(x, y))
