@@ -76,16 +76,18 @@ def pruned_count(numel: int, density: float) -> int:
 
 
 def topk_mask(scores: Tensor, density: float) -> Tensor:
-    """Float 0/1 mask keeping the largest ``|scores|`` of one tensor (ties at the cut pruned).
+    """Float 0/1 mask keeping the largest ``|scores|`` of one tensor (ties at the cut pruned)."""
+    return _largest(scores.detach().abs(), density)
 
-    Uses ``kthvalue`` on the flattened magnitudes (a selection, not a sort).
-    """
-    magnitude = scores.detach().abs()
+
+def _largest(magnitude: Tensor, density: float) -> Tensor:
+    """Float 0/1 mask of the largest entries of a non-negative tensor, by ``kthvalue``
+    on the flattened values (a selection, not a sort)."""
     j = pruned_count(magnitude.numel(), density)
     if j <= 0:
         return torch.ones_like(magnitude)
     threshold = magnitude.flatten().kthvalue(j).values
-    return (magnitude > threshold).to(scores.dtype)
+    return (magnitude > threshold).to(magnitude.dtype)
 
 
 class _TopKStraightThrough(torch.autograd.Function):
@@ -96,8 +98,8 @@ class _TopKStraightThrough(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, scores: Tensor, density: float) -> Tensor:  # noqa: ARG004
-        return topk_mask(scores, density)
+    def forward(ctx: Any, magnitude: Tensor, density: float) -> Tensor:  # noqa: ARG004
+        return _largest(magnitude, density)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # noqa: ARG004
