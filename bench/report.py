@@ -758,7 +758,7 @@ def _caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
     unit_text = f" ({unit})" if unit else ""
     final = "final-epoch " if spec.column in ("accuracy", "top5", "loss") else ""
     text = (f"Cells: {final}{spec.title}{unit_text}, mean ± sample std over seeds, "
-            f"(n) = finished seeds of {', '.join(map(str, seeds))}; {what}")
+            f"(n) = how many of the seeds ({', '.join(map(str, seeds))}) finished; {what}")
     sizes = {"artifact": f"; {size_unit}: artifact file size, mean over seeds "
                          f"(1 kB = 1000 bytes)",
              "paper": f"; paper {size_unit}: the method paper's own byte accounting "
