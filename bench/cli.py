@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", type=Path,
                      help=f"run store (default ${RESULTS_ENV}, else {DEFAULT_RESULTS})")
     run.add_argument("--device", help="cpu, cuda or cuda:N (default cuda when available)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the model (pays from a few epochs on; kernels are "
+                     "cached on disk across runs)")
+    run.add_argument("--plain", action="store_true",
+                     help="every speed switch off: float32, NCHW, unfused optimiser, no compile "
+                     "(results agree with the default to training noise)")
     run.add_argument("--force", action="store_true", help="retrain runs that are already finished")
     run.add_argument("--eval-every", type=int, default=1,
                      help="log test accuracy every N epochs (0: final epoch only)")
@@ -106,10 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="methods, models, datasets and presets")
 
-    from bench import figures, report
+    from bench import figures, perf, report
 
     report.add_arguments(sub.add_parser("report", help="tables of results from the run store"))
     figures.add_arguments(sub.add_parser("figures", help="PNG and PDF figures of results"))
+    perf.add_arguments(sub.add_parser(
+        "perf", help="speed figures: engine vs minimal and conventional loops, masked layers, "
+        "pruning scores; writes results/perf/<device>.json"))
 
     exporter = sub.add_parser("export", help="write selected records into one snapshot file")
     exporter.add_argument("--out", type=Path, required=True, help="snapshot file to write")
@@ -235,12 +243,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.eval_every < 0:
         raise BenchError("--eval-every must be >= 0")
+    if args.plain and args.compile:
+        raise BenchError("--plain and --compile contradict each other; give one")
     options = EngineOptions(
         device=resolve_device(args.device),
         compile=args.compile,
         progress=not args.no_progress and sys.stderr.isatty(),
         eval_every=args.eval_every,
     )
+    if args.plain:
+        options = options.plain()
     store = RunStore(results_root(args.results))
     data = DataCache(args.data_dir, options.device, download=not args.no_download)
     for spec in specs:  # load every dataset before the first run: data errors end the command
@@ -313,8 +325,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return figures.command(args)
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from bench import perf
+
+    return perf.run(args)
+
+
 COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "figures": cmd_figures,
-            "export": cmd_export, "compare": cmd_compare}
+            "export": cmd_export, "compare": cmd_compare, "perf": cmd_perf}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

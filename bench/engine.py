@@ -1,9 +1,9 @@
 """The one training loop every method uses, with per-epoch checkpoints for exact resume.
 
-Data stays on the device (``bench.data.DeviceData``); on CUDA the loop runs in
-bfloat16 autocast with channels_last tensors and, optionally, ``torch.compile``.
-The loop never syncs with the host inside an epoch: loss and accuracy are summed
-on the device and read once per epoch. Reported accuracy is the final epoch's.
+Data stays on the device (``bench.data.DeviceData``); on CUDA the loop runs with
+channels_last tensors in bfloat16 autocast with fused optimisers, and optionally under
+``torch.compile``. The loop never syncs with the host inside an epoch: loss and accuracy
+are summed on the device and read once per epoch. Reported accuracy is the final epoch's.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from bench.data import DeviceData
@@ -32,10 +32,24 @@ class Diverged(Exception):
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How to run, as opposed to what to compute: none of this enters a run key."""
+    """How to run, as opposed to what to compute: none of this enters a run key.
+
+    The speed switches change rounding, not the computation: ``channels_last`` (NHWC
+    tensors), ``bf16`` (bfloat16 autocast) and ``fused_optimizer`` (one kernel per
+    optimiser step). ``None`` means "on CUDA only": CPUs without bfloat16 units run bf16
+    about 10x slower, and torch 2.13's oneDNN (AVX2) gets channels_last wrong on CPU: with
+    2 threads its conv weight gradients are off by up to 6.5% (tests/test_speed_switches),
+    and its 1x1-convolution backward hangs or crashes on narrow layers (ResNet-20 at width
+    0.25). So CPU runs stay float32 NCHW unless asked.
+    ``compile`` wraps the model in ``torch.compile`` (inductor); compiled graphs are cached
+    on disk, so later runs of a grid reuse them (see :func:`compile_model`).
+    """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     compile: bool = False
+    channels_last: bool | None = None
+    bf16: bool | None = None
+    fused_optimizer: bool | None = None
     progress: bool = False
     eval_every: int = 1
     eval_batch_size: int = 1000
@@ -43,6 +57,28 @@ class EngineOptions:
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
+
+    @property
+    def use_channels_last(self) -> bool:
+        return self.cuda if self.channels_last is None else self.channels_last
+
+    @property
+    def use_bf16(self) -> bool:
+        return self.cuda if self.bf16 is None else self.bf16
+
+    @property
+    def use_fused_optimizer(self) -> bool:
+        return self.cuda if self.fused_optimizer is None else self.fused_optimizer
+
+    def plain(self) -> EngineOptions:
+        """The same options with every speed switch off: float32, NCHW, no compile."""
+        return replace(self, compile=False, channels_last=False, bf16=False,
+                       fused_optimizer=False)
+
+    def switches(self) -> dict[str, bool]:
+        """The speed switches as they resolve on this device (stored in every record)."""
+        return {"compile": self.compile, "channels_last": self.use_channels_last,
+                "bf16": self.use_bf16, "fused_optimizer": self.use_fused_optimizer}
 
 
 @dataclass
@@ -86,19 +122,67 @@ class Accuracy:
     loss: float
 
 
+class EpochClock:
+    """Time of the training pass of an epoch: CUDA events on a GPU (device time from the
+    first queued kernel to the last), ``perf_counter`` elsewhere. Read after a sync."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.events = None
+        if device.type == "cuda":
+            self.events = (torch.cuda.Event(enable_timing=True),
+                           torch.cuda.Event(enable_timing=True))
+            self.events[0].record()
+        self.t0, self.t1 = time.perf_counter(), 0.0
+
+    def stop(self) -> None:
+        if self.events is not None:
+            self.events[1].record()
+        self.t1 = time.perf_counter()
+
+    def seconds(self) -> float:
+        if self.events is not None:
+            self.events[1].synchronize()
+            return self.events[0].elapsed_time(self.events[1]) / 1000
+        return self.t1 - self.t0
+
+
 def autocast(options: EngineOptions) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on CUDA, nothing on CPU (CPU runs stay float32 and deterministic)."""
-    if options.cuda:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bfloat16 autocast where ``options`` ask for it, else nothing (float32)."""
+    if options.use_bf16:
+        return torch.autocast(options.device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def prepare_model(model: nn.Module, options: EngineOptions) -> nn.Module:
-    """Move the model to the device (channels_last on CUDA)."""
+    """Move the model to the device (channels_last where ``options`` ask for it)."""
     model = model.to(options.device)
-    if options.cuda:
+    if options.use_channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def model_input(x: Tensor, options: EngineOptions) -> Tensor:
+    """An input batch in the memory layout the model was prepared for."""
+    if options.use_channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)`` with inductor's on-disk cache kept across processes.
+
+    Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, the cache lives in
+    ``~/.cache/bench/inductor``, so every run of a grid after the first of an
+    architecture and method finds its kernels compiled already. Within a process, later
+    models of the same class reuse the traced code; a grid's many variants (each top-k
+    density is a constant of its graph) get room for up to 64 graphs per function.
+    """
+    import torch._dynamo.config as dynamo_config
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
+                          str(Path.home() / ".cache" / "bench" / "inductor"))
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    return torch.compile(model)
 
 
 def make_optimizer(
@@ -106,7 +190,7 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The recipe's optimiser over ``params``; fused kernels on CUDA."""
     params = list(params)
-    extra: dict[str, Any] = {"fused": True} if options.cuda else {}
+    extra: dict[str, Any] = {"fused": True} if options.use_fused_optimizer else {}
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **extra)
     return torch.optim.SGD(
@@ -130,10 +214,8 @@ def evaluate(model: nn.Module, data: DeviceData, options: EngineOptions) -> Accu
     seen = 0
     use_top5 = data.num_classes > 10
     for x, y in data.test_batches(options.eval_batch_size):
-        if options.cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
         with autocast(options):
-            logits = model(x)
+            logits = model(model_input(x, options))
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         top1 += (logits.argmax(1) == y).sum()
@@ -179,7 +261,7 @@ def train(
     if start_epoch == 0 and 0 in snapshot_epochs:
         progress.snapshots[0] = state_snapshot(model)
 
-    forward = torch.compile(model) if options.compile else model
+    forward = compile_model(model) if options.compile else model
     bar = tqdm(
         total=recipe.epochs * steps_per_epoch,
         initial=start_epoch * steps_per_epoch,
@@ -192,12 +274,12 @@ def train(
     model.train()
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
+        clock = EpochClock(options.device)
         loss_sum = torch.zeros((), device=options.device)
         correct = torch.zeros((), device=options.device, dtype=torch.long)
         seen = 0
         for x, y in data.train_batches(recipe.batch_size, seed, epoch, recipe.augment):
-            if options.cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = model_input(x, options)
             lr = recipe.lr * lr_factor(recipe, step, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -212,7 +294,8 @@ def train(
             seen += len(y)
             step += 1
             bar.update(1)
-        train_loss = loss_sum.item() / seen
+        clock.stop()
+        train_loss = loss_sum.item() / seen  # the epoch's one host sync
         if not math.isfinite(train_loss):
             bar.close()
             raise Diverged(f"non-finite training loss in epoch {epoch + 1}")
@@ -221,6 +304,7 @@ def train(
             "train_loss": train_loss,
             "train_accuracy": 100.0 * correct.item() / seen,
             "lr": lr,
+            "train_seconds": clock.seconds(),
         }
         last = epoch + 1 == recipe.epochs
         if last or (options.eval_every > 0 and (epoch + 1) % options.eval_every == 0):

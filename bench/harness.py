@@ -33,6 +33,7 @@ from bench.engine import (
     TrainResult,
     autocast,
     evaluate,
+    model_input,
     prepare_model,
     train,
 )
@@ -146,7 +147,7 @@ def environment(options: EngineOptions) -> dict[str, Any]:
         "numpy": np.__version__,
         "bench": bench.__version__,
         "git_commit": git_commit(),
-        "compile": options.compile,
+        **options.switches(),
     }
 
 
@@ -332,8 +333,7 @@ def measure(
 def _logit_difference(a: nn.Module, b: nn.Module, data: DeviceData, options: EngineOptions
                       ) -> float:
     x, _ = next(data.test_batches(options.eval_batch_size))
-    if options.cuda:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = model_input(x, options)
     modes = a.training, b.training
     a.eval()
     b.eval()
