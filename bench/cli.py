@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="cpu, cuda or cuda:N (default cuda when available)")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the model (pays from a few epochs on; kernels are "
-                     "cached on disk across runs)")
+                     "cached on disk across runs; on CUDA with CUDA graphs)")
+    run.add_argument("--no-cuda-graphs", action="store_true",
+                     help="with --compile on CUDA: compile without CUDA graphs")
     run.add_argument("--plain", action="store_true",
                      help="every speed switch off: float32, NCHW, unfused optimiser, no compile "
                      "(results agree with the default to training noise)")
@@ -194,7 +196,7 @@ def _method_items(text: str | None, preset_methods: Sequence[str], args: argpars
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.data import DATASETS
-    from bench.engine import EngineOptions
+    from bench.engine import EngineOptions, configure_backends
     from bench.harness import DataCache, build_specs, run_grid
     from bench.models import validate_model
     from bench.store import RunStore
@@ -248,11 +250,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = EngineOptions(
         device=resolve_device(args.device),
         compile=args.compile,
+        cuda_graphs=False if args.no_cuda_graphs else None,
         progress=not args.no_progress and sys.stderr.isatty(),
         eval_every=args.eval_every,
     )
     if args.plain:
         options = options.plain()
+    configure_backends(options.device)
     store = RunStore(results_root(args.results))
     data = DataCache(args.data_dir, options.device, download=not args.no_download)
     for spec in specs:  # load every dataset before the first run: data errors end the command

@@ -43,6 +43,9 @@ class EngineOptions:
     0.25). So CPU runs stay float32 NCHW unless asked.
     ``compile`` wraps the model in ``torch.compile`` (inductor); compiled graphs are cached
     on disk, so later runs of a grid reuse them (see :func:`compile_model`).
+    ``cuda_graphs`` (None: on whenever compiling on CUDA) replays each compiled forward and
+    backward as one CUDA graph ("reduce-overhead"): at CIFAR sizes a step launches hundreds
+    of small kernels and the host's launching, not the GPU, sets the pace.
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -50,6 +53,7 @@ class EngineOptions:
     channels_last: bool | None = None
     bf16: bool | None = None
     fused_optimizer: bool | None = None
+    cuda_graphs: bool | None = None
     progress: bool = False
     eval_every: int = 1
     eval_batch_size: int = 1000
@@ -70,15 +74,20 @@ class EngineOptions:
     def use_fused_optimizer(self) -> bool:
         return self.cuda if self.fused_optimizer is None else self.fused_optimizer
 
+    @property
+    def use_cuda_graphs(self) -> bool:
+        return self.compile and self.cuda and self.cuda_graphs is not False
+
     def plain(self) -> EngineOptions:
         """The same options with every speed switch off: float32, NCHW, no compile."""
         return replace(self, compile=False, channels_last=False, bf16=False,
-                       fused_optimizer=False)
+                       fused_optimizer=False, cuda_graphs=False)
 
     def switches(self) -> dict[str, bool]:
         """The speed switches as they resolve on this device (stored in every record)."""
-        return {"compile": self.compile, "channels_last": self.use_channels_last,
-                "bf16": self.use_bf16, "fused_optimizer": self.use_fused_optimizer}
+        return {"compile": self.compile, "cuda_graphs": self.use_cuda_graphs,
+                "channels_last": self.use_channels_last, "bf16": self.use_bf16,
+                "fused_optimizer": self.use_fused_optimizer}
 
 
 @dataclass
@@ -153,6 +162,14 @@ def autocast(options: EngineOptions) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def configure_backends(device: torch.device) -> None:
+    """Process-wide library settings for speed: on CUDA, cuDNN times its convolution
+    algorithms once per shape and keeps the fastest (every step of a run has the same
+    shapes). Set once per command, for every loop alike."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def prepare_model(model: nn.Module, options: EngineOptions) -> nn.Module:
     """Move the model to the device (channels_last where ``options`` ask for it)."""
     model = model.to(options.device)
@@ -168,21 +185,35 @@ def model_input(x: Tensor, options: EngineOptions) -> Tensor:
     return x
 
 
-def compile_model(model: nn.Module) -> nn.Module:
+def compile_model(model: nn.Module, options: EngineOptions) -> nn.Module:
     """``torch.compile(model)`` with inductor's on-disk cache kept across processes.
 
     Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, the cache lives in
     ``~/.cache/bench/inductor``, so every run of a grid after the first of an
     architecture and method finds its kernels compiled already. Within a process, later
     models of the same class reuse the traced code; a grid's many variants (each top-k
-    density is a constant of its graph) get room for up to 64 graphs per function.
+    density is a constant of its graph) get room for up to 64 graphs per function. With
+    CUDA graphs, every new model of a grid (new parameter addresses) records its graphs
+    anew; the limit on such re-recordings is raised to match.
     """
     import torch._dynamo.config as dynamo_config
+    import torch._inductor.config as inductor_config
 
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
                           str(Path.home() / ".cache" / "bench" / "inductor"))
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-    return torch.compile(model)
+    if not options.use_cuda_graphs:
+        return torch.compile(model)
+    triton = inductor_config.triton
+    triton.cudagraph_unexpected_rerecord_limit = max(
+        triton.cudagraph_unexpected_rerecord_limit, 100_000)
+    return torch.compile(model, mode="reduce-overhead")
+
+
+def step_begin(options: EngineOptions) -> None:
+    """Mark a new training step for CUDA graphs (the last step's outputs may be reused)."""
+    if options.use_cuda_graphs:
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 def make_optimizer(
@@ -261,7 +292,7 @@ def train(
     if start_epoch == 0 and 0 in snapshot_epochs:
         progress.snapshots[0] = state_snapshot(model)
 
-    forward = compile_model(model) if options.compile else model
+    forward = compile_model(model, options) if options.compile else model
     bar = tqdm(
         total=recipe.epochs * steps_per_epoch,
         initial=start_epoch * steps_per_epoch,
@@ -280,6 +311,7 @@ def train(
         seen = 0
         for x, y in data.train_batches(recipe.batch_size, seed, epoch, recipe.augment):
             x = model_input(x, options)
+            step_begin(options)
             lr = recipe.lr * lr_factor(recipe, step, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr

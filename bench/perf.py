@@ -43,9 +43,11 @@ from bench.engine import (
     EngineOptions,
     autocast,
     compile_model,
+    configure_backends,
     make_optimizer,
     model_input,
     prepare_model,
+    step_begin,
     train,
 )
 from bench.masking import trainable_parameters
@@ -72,11 +74,15 @@ class PerfConfig:
     compile: bool = False
     scoring_rounds: int = 100
     grid: str | None = None
+    cuda_graphs: bool = True
+    grid_scale: float = 1.0
+    grid_results: Path | None = None
     data_dir: Path | None = None
 
     @property
     def options(self) -> EngineOptions:
-        return EngineOptions(device=self.device, compile=self.compile, eval_every=0)
+        return EngineOptions(device=self.device, compile=self.compile,
+                             cuda_graphs=None if self.cuda_graphs else False, eval_every=0)
 
 
 def device_name(device: torch.device) -> str:
@@ -144,7 +150,7 @@ def epoch_rows(cfg: PerfConfig, data: DeviceData) -> list[dict[str, Any]]:
     def minimal(options: EngineOptions) -> Callable[[], float]:
         model = resnet(options)
         optimizer = make_optimizer(model.parameters(), recipe, options)
-        forward = compile_model(model) if options.compile else model
+        forward = compile_model(model, options) if options.compile else model
         return lambda: timed(lambda: minimal_epoch(forward, optimizer, data, cfg.batch, 0,
                                                    next(counter), options), cfg.device)
 
@@ -231,12 +237,13 @@ def masked_rows(cfg: PerfConfig) -> list[dict[str, Any]]:
     rows = []
     for kind in ("dense", "fixed mask", "top-k scores"):
         model = prepare_model(masked_variant(kind), options).train()
-        forward = compile_model(model) if options.compile else model
+        forward = compile_model(model, options) if options.compile else model
         optimizer = make_optimizer(trainable_parameters(model), Recipe(lr=0.01), options)
 
         def run(forward: nn.Module = forward, optimizer: torch.optim.Optimizer = optimizer
                 ) -> None:
             for _ in range(steps):
+                step_begin(options)
                 with autocast(options):
                     loss = F.cross_entropy(forward(x).float(), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -281,21 +288,59 @@ def scoring_rows(cfg: PerfConfig, data: DeviceData) -> list[dict[str, Any]]:
 
 
 def grid_rows(cfg: PerfConfig) -> list[dict[str, Any]]:
-    """``bench run --methods all --preset <grid>`` end to end, in a fresh results folder."""
-    from bench.cli import main as cli_main
+    """``bench run --methods all --preset <grid>`` end to end, in a fresh results folder.
 
-    with tempfile.TemporaryDirectory(prefix="bench-perf-grid-") as results:
-        argv = ["run", "--methods", "all", "--preset", cfg.grid or "quick", "--results",
-                results, "--device", str(cfg.device), "--no-progress", "--eval-every", "0"]
+    With ``grid_scale`` < 1 every recipe's epochs are scaled by it (``--budget-scale``) and
+    the full grid's minutes are projected: the measured wall time plus, for each training
+    phase of each finished run, its steady epoch time times the epochs the scale left out.
+    """
+    from bench.cli import main as cli_main
+    from bench.presets import get_preset
+
+    preset = cfg.grid or "quick"
+    with tempfile.TemporaryDirectory(prefix="bench-perf-grid-") as scratch:
+        results = cfg.grid_results or Path(scratch)
+        argv = ["run", "--methods", "all", "--preset", preset, "--results", str(results),
+                "--device", str(cfg.device), "--no-progress", "--eval-every", "0"]
+        if cfg.grid_scale != 1.0:
+            argv += ["--budget-scale", str(cfg.grid_scale)]
         if cfg.data_dir is not None:
             argv += ["--data-dir", str(cfg.data_dir)]
         if cfg.compile:
             argv.append("--compile")
+        if not cfg.cuda_graphs:
+            argv.append("--no-cuda-graphs")
         t0 = time.perf_counter()
         status = cli_main(argv)
         seconds = time.perf_counter() - t0
-        runs = len(list(Path(results).glob(f"runs/*/{RECORD_NAME}")))
-    return [{"preset": cfg.grid, "runs": runs, "exit_status": status, "minutes": seconds / 60}]
+        records = [json.loads(p.read_text())
+                   for p in sorted(Path(results).glob(f"*/{RECORD_NAME}"))]
+    finished = [r for r in records if r.get("status") == "finished"]
+    row: dict[str, Any] = {
+        "preset": preset, "budget_scale": cfg.grid_scale, "runs": len(records),
+        "finished": len(finished), "exit_status": status,
+        "epochs": sum(r["budget"]["all_phases_epochs"] for r in finished),
+        "minutes": seconds / 60,
+    }
+    if cfg.grid_scale != 1.0:
+        left_out = training_left_out(finished, get_preset(preset).recipe_for)
+        row["projected_minutes"] = (seconds + left_out) / 60
+    return [row]
+
+
+def training_left_out(records: list[dict[str, Any]],
+                      full_recipe: Callable[[str], Recipe]) -> float:
+    """Seconds of training a scaled-down grid skipped: per phase, the median epoch time
+    after its first epoch (the first holds compilation) times the epochs not run."""
+    total = 0.0
+    for record in records:
+        spec = record["spec"]
+        factor = full_recipe(spec["method"]).epochs / spec["recipe"]["epochs"]
+        for phase in record["phases"]:
+            times = [e["train_seconds"] for e in phase["log"] if "train_seconds" in e]
+            if times:
+                total += statistics.median(times[1:] or times) * phase["epochs"] * (factor - 1)
+    return total
 
 
 # --------------------------------------------------------------------------- targets
@@ -333,6 +378,14 @@ def _field(section: str, key: str, value: str, field: str
     return get
 
 
+def _grid_minutes(results: dict[str, Any]) -> float | None:
+    """The quick grid's minutes: measured, or projected from a scaled-down run."""
+    row = _row(results.get("grid", []), "preset", "quick")
+    if row is None or row["finished"] < row["runs"]:
+        return None
+    return row.get("projected_minutes", row["minutes"])
+
+
 TARGETS = (
     Target("dense ResNet-20 s/epoch (full CIFAR-10)", "cuda", 1.0, True,
            lambda r: _epoch(r, "engine")),
@@ -346,8 +399,7 @@ TARGETS = (
            _field("scoring", "method", "px", "median_s")),
     Target("SynFlow 100 rounds (s)", "cuda", 5.0, True,
            _field("scoring", "method", "synflow", "median_s")),
-    Target("--methods all --preset quick (min)", "cuda", 30.0, True,
-           lambda r: _field("grid", "preset", "quick", "minutes")(r)),
+    Target("--methods all --preset quick (min)", "cuda", 30.0, True, lambda r: _grid_minutes(r)),
     Target("engine time / minimal loop time", "cpu", 1.10, True,
            lambda r: _ratio(_epoch(r, "engine"), _epoch(r, "minimal"))),
     Target("engine speed-up over conventional loop", "cpu", 2.0, False,
@@ -386,10 +438,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader workers of the conventional loop")
     parser.add_argument("--compile", action="store_true", help="torch.compile in engine and "
                         "minimal loop (compile time is reported apart)")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="with --compile on CUDA: compile without CUDA graphs")
     parser.add_argument("--sections", default="epoch,masked,scoring",
                         help=f"comma-separated of {', '.join(SECTIONS)}")
     parser.add_argument("--grid", help="preset to run end to end in the grid section "
                         "(adds the section)")
+    parser.add_argument("--grid-scale", type=float, default=1.0,
+                        help="run the grid with every recipe's epochs scaled by this and "
+                        "project the full grid's minutes from its records (default 1: run "
+                        "it whole)")
+    parser.add_argument("--grid-results", type=Path,
+                        help="keep the grid's run records in this folder (default: a "
+                        "temporary one)")
     parser.add_argument("--data-dir", type=Path, help="folder holding cifar-10-batches-py")
     parser.add_argument("--out", type=Path, default=Path("results/perf"),
                         help="folder of the JSON file (default results/perf)")
@@ -409,12 +470,17 @@ def run(args: argparse.Namespace) -> int:
         sections.append("grid")
     if "grid" in sections and not args.grid:
         raise BenchError("the grid section needs --grid PRESET (e.g. --grid quick)")
+    if not 0 < args.grid_scale <= 1:
+        raise BenchError(f"--grid-scale must be in (0, 1], got {args.grid_scale}")
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0 or args.workers < 0:
         raise BenchError("--batch and --repeats must be >= 1, --warmup and --workers >= 0")
     cfg = PerfConfig(device=resolve_device(args.device), batch=args.batch,
                      train_images=args.train_images, warmup=args.warmup, repeats=args.repeats,
-                     workers=args.workers, compile=args.compile, grid=args.grid,
+                     workers=args.workers, compile=args.compile,
+                     cuda_graphs=not args.no_cuda_graphs, grid=args.grid,
+                     grid_scale=args.grid_scale, grid_results=args.grid_results,
                      data_dir=args.data_dir)
+    configure_backends(cfg.device)
     name = device_name(cfg.device)
     print(f"device: {name}; torch {torch.__version__}; batch {cfg.batch}; "
           f"engine switches {cfg.options.switches()}", flush=True)
@@ -422,7 +488,10 @@ def run(args: argparse.Namespace) -> int:
     if {"epoch", "scoring", "profile"} & set(sections):
         data = load_data("cifar10", cfg.data_dir, cfg.device, cfg.train_images, 1000,
                          download=False)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ("-compiled" if cfg.compile else "")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+    if cfg.compile:
+        graphs = cfg.options.use_cuda_graphs or not cfg.options.cuda
+        stem += "-compiled" if graphs else "-compiled-no-cuda-graphs"
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     measure: dict[str, Callable[[], list[dict[str, Any]]]] = {

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from bench.data import CROP_PAD, DeviceData, augment_batch, make_generator
-from bench.engine import EngineOptions, autocast, make_optimizer, model_input
+from bench.engine import EngineOptions, autocast, make_optimizer, model_input, step_begin
 from bench.recipe import Recipe
 
 
@@ -31,6 +31,7 @@ def minimal_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Devi
     for step in range(len(order) // batch_size):
         idx = order[step * batch_size:(step + 1) * batch_size]
         x = model_input(data.normalize(augment_batch(data.train_x[idx], g)), options)
+        step_begin(options)
         with autocast(options):
             loss = F.cross_entropy(model(x).float(), data.train_y[idx])
         optimizer.zero_grad(set_to_none=True)

@@ -3,6 +3,7 @@ same accuracy on a real smoke run with and without them (on CPU)."""
 
 import copy
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -35,6 +36,11 @@ def test_switches_default_to_on_for_cuda_and_off_for_cpu():
     assert set(PLAIN.switches().values()) == {False}
     cuda = EngineOptions(device=torch.device("cuda"))
     assert cuda.use_bf16 and cuda.use_fused_optimizer and not cuda.plain().use_bf16
+    assert not cuda.use_cuda_graphs  # CUDA graphs come with compile only
+    compiled = replace(cuda, compile=True)
+    assert compiled.use_cuda_graphs and not replace(compiled, cuda_graphs=False).use_cuda_graphs
+    assert not compiled.plain().use_cuda_graphs
+    assert not EngineOptions(compile=True, cuda_graphs=True).use_cuda_graphs  # CPU: none
 
 
 @pytest.fixture
@@ -117,7 +123,8 @@ def test_gpu_numerics_on_cpu_bf16_fused_compiled_match_plain(cifar10_dir):
     data = load_data("cifar10", cifar10_dir, "cpu", 2000, 1000, download=False)
     recipe = get_recipe("smoke")
     gpu_like = EngineOptions(compile=True, bf16=True, fused_optimizer=True, eval_every=0)
-    assert gpu_like.switches() == {"compile": True, "channels_last": False, "bf16": True,
+    assert gpu_like.switches() == {"compile": True, "cuda_graphs": False,
+                                   "channels_last": False, "bf16": True,
                                    "fused_optimizer": True}
     accuracy = {}
     for name, options in (("plain", PLAIN), ("gpu-like", gpu_like)):

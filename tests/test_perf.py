@@ -1,0 +1,81 @@
+"""bench perf: the grid projection's arithmetic, the targets, user mistakes, and a real
+(small) CPU measurement that writes its JSON file."""
+
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.perf import _grid_minutes, target_rows, training_left_out
+from bench.recipe import Recipe
+
+
+def _record(method, epochs, phases):
+    return {"spec": {"method": method, "recipe": {"epochs": epochs}},
+            "phases": [{"epochs": len(times), "log": [{"train_seconds": t} for t in times]}
+                       for times in phases]}
+
+
+def test_training_left_out_scales_each_phase_by_its_steady_epoch():
+    full = {"dense": Recipe(epochs=20), "lth": Recipe(epochs=10)}
+    records = [
+        # 2 of 20 epochs: steady epoch 1.0 s (the first holds compilation) x 2 epochs x 9
+        _record("dense", 2, [[5.0, 1.0]]),
+        # two rounds of 1 of 10 epochs: a lone epoch is its own estimate, x 9 each
+        _record("lth", 1, [[3.0], [2.0]]),
+    ]
+    assert training_left_out(records, lambda m: full[m]) == 1.0 * 2 * 9 + 3.0 * 9 + 2.0 * 9
+
+
+def test_grid_target_uses_the_projection_only_for_a_complete_grid():
+    row = {"preset": "quick", "runs": 71, "finished": 71, "minutes": 4.0,
+           "projected_minutes": 42.0}
+    assert _grid_minutes({"grid": [row]}) == 42.0
+    assert _grid_minutes({"grid": [{**row, "finished": 70}]}) is None
+    unscaled = {k: v for k, v in row.items() if k != "projected_minutes"}
+    assert _grid_minutes({"grid": [unscaled]}) == 4.0
+
+
+def test_targets_say_met_missed_or_not_measured():
+    import torch
+
+    epoch = [{"loop": "engine", "s_per_full_epoch": 10.0},
+             {"loop": "minimal hand-written", "s_per_full_epoch": 9.5},
+             {"loop": "conventional DataLoader (4 workers)", "s_per_full_epoch": 15.0}]
+    rows = {r["target"]: r for r in target_rows({"epoch": epoch}, torch.device("cpu"))}
+    assert rows["engine time / minimal loop time"]["met"] == "yes"
+    assert rows["engine speed-up over conventional loop"]["met"] == "NO"  # 1.5 < 2
+    gpu = target_rows({}, torch.device("cuda"))
+    assert {r["met"] for r in gpu} == {"not measured"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["perf", "--sections", "epoch,speed"], "unknown perf section(s) speed"),
+    (["perf", "--sections", "grid"], "the grid section needs --grid PRESET"),
+    (["perf", "--grid", "quick", "--grid-scale", "0"], "--grid-scale must be in (0, 1]"),
+    (["perf", "--batch", "0"], "--batch and --repeats must be >= 1"),
+])
+def test_perf_mistakes_are_one_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_a_small_cpu_measurement_prints_and_writes_every_loop(cifar10_dir, tmp_path, capsys):
+    code = main(["perf", "--device", "cpu", "--sections", "epoch,masked", "--batch", "50",
+                 "--train-images", "100", "--repeats", "1", "--warmup", "0", "--workers", "0",
+                 "--data-dir", str(cifar10_dir), "--out", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "[targets on cpu]" in out
+    [path] = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    loops = [row["loop"] for row in result["epoch"]]
+    assert loops == ["engine", "minimal hand-written", "conventional DataLoader (0 workers)"]
+    for row in result["epoch"]:
+        assert row["images"] == 100 and row["median_s"] > 0
+        assert row["s_per_full_epoch"] == pytest.approx(50_000 * row["median_s"] / 100)
+    assert [row["layers"] for row in result["masked"]] == ["dense", "fixed mask", "top-k scores"]
+    assert result["config"]["switches"]["cuda_graphs"] is False
+    assert {row["target"] for row in result["targets"]} == {
+        "engine time / minimal loop time", "engine speed-up over conventional loop"}
