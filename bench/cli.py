@@ -256,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.plain:
         options = options.plain()
-    configure_backends(options.device)
+    configure_backends(options)
     store = RunStore(results_root(args.results))
     data = DataCache(args.data_dir, options.device, download=not args.no_download)
     for spec in specs:  # load every dataset before the first run: data errors end the command

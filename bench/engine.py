@@ -46,6 +46,8 @@ class EngineOptions:
     ``cuda_graphs`` (None: on whenever compiling on CUDA) replays each compiled forward and
     backward as one CUDA graph ("reduce-overhead"): at CIFAR sizes a step launches hundreds
     of small kernels and the host's launching, not the GPU, sets the pace.
+    ``cudnn_benchmark`` (None: on CUDA) lets cuDNN time its convolution algorithms once per
+    shape and keep the fastest; it is process-wide (see :func:`configure_backends`).
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -54,6 +56,7 @@ class EngineOptions:
     bf16: bool | None = None
     fused_optimizer: bool | None = None
     cuda_graphs: bool | None = None
+    cudnn_benchmark: bool | None = None
     progress: bool = False
     eval_every: int = 1
     eval_batch_size: int = 1000
@@ -78,16 +81,21 @@ class EngineOptions:
     def use_cuda_graphs(self) -> bool:
         return self.compile and self.cuda and self.cuda_graphs is not False
 
+    @property
+    def use_cudnn_benchmark(self) -> bool:
+        return self.cuda and self.cudnn_benchmark is not False
+
     def plain(self) -> EngineOptions:
         """The same options with every speed switch off: float32, NCHW, no compile."""
         return replace(self, compile=False, channels_last=False, bf16=False,
-                       fused_optimizer=False, cuda_graphs=False)
+                       fused_optimizer=False, cuda_graphs=False, cudnn_benchmark=False)
 
     def switches(self) -> dict[str, bool]:
         """The speed switches as they resolve on this device (stored in every record)."""
         return {"compile": self.compile, "cuda_graphs": self.use_cuda_graphs,
                 "channels_last": self.use_channels_last, "bf16": self.use_bf16,
-                "fused_optimizer": self.use_fused_optimizer}
+                "fused_optimizer": self.use_fused_optimizer,
+                "cudnn_benchmark": self.use_cudnn_benchmark}
 
 
 @dataclass
@@ -162,12 +170,11 @@ def autocast(options: EngineOptions) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def configure_backends(device: torch.device) -> None:
-    """Process-wide library settings for speed: on CUDA, cuDNN times its convolution
-    algorithms once per shape and keeps the fastest (every step of a run has the same
-    shapes). Set once per command, for every loop alike."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+def configure_backends(options: EngineOptions) -> None:
+    """Process-wide library settings, set once per command: ``cudnn.benchmark`` as
+    ``options`` resolve it (every step of a run has the same shapes, so timing the
+    algorithms once pays)."""
+    torch.backends.cudnn.benchmark = options.use_cudnn_benchmark
 
 
 def prepare_model(model: nn.Module, options: EngineOptions) -> nn.Module:
@@ -186,7 +193,8 @@ def model_input(x: Tensor, options: EngineOptions) -> Tensor:
 
 
 def compile_model(model: nn.Module, options: EngineOptions) -> nn.Module:
-    """``torch.compile(model)`` with inductor's on-disk cache kept across processes.
+    """What a training loop calls: ``model`` itself, or with ``options.compile``
+    ``torch.compile(model)`` with inductor's on-disk cache kept across processes.
 
     Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, the cache lives in
     ``~/.cache/bench/inductor``, so every run of a grid after the first of an
@@ -196,6 +204,8 @@ def compile_model(model: nn.Module, options: EngineOptions) -> nn.Module:
     CUDA graphs, every new model of a grid (new parameter addresses) records its graphs
     anew; the limit on such re-recordings is raised to match.
     """
+    if not options.compile:
+        return model
     import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
 
@@ -292,7 +302,7 @@ def train(
     if start_epoch == 0 and 0 in snapshot_epochs:
         progress.snapshots[0] = state_snapshot(model)
 
-    forward = compile_model(model, options) if options.compile else model
+    forward = compile_model(model, options)
     bar = tqdm(
         total=recipe.epochs * steps_per_epoch,
         initial=start_epoch * steps_per_epoch,

@@ -55,7 +55,7 @@ from bench.models import build_model, prunable_layers
 from bench.pruning import prune
 from bench.recipe import Recipe
 from bench.reference_loops import ConventionalLoop, minimal_epoch
-from bench.store import RECORD_NAME
+from bench.store import RunStore
 
 SECTIONS = ("epoch", "masked", "scoring", "grid", "profile")
 FULL_EPOCH_IMAGES = 50_000
@@ -74,7 +74,7 @@ class PerfConfig:
     compile: bool = False
     scoring_rounds: int = 100
     grid: str | None = None
-    cuda_graphs: bool = True
+    cuda_graphs: bool | None = None
     grid_scale: float = 1.0
     grid_results: Path | None = None
     data_dir: Path | None = None
@@ -82,7 +82,7 @@ class PerfConfig:
     @property
     def options(self) -> EngineOptions:
         return EngineOptions(device=self.device, compile=self.compile,
-                             cuda_graphs=None if self.cuda_graphs else False, eval_every=0)
+                             cuda_graphs=self.cuda_graphs, eval_every=0)
 
 
 def device_name(device: torch.device) -> str:
@@ -150,7 +150,7 @@ def epoch_rows(cfg: PerfConfig, data: DeviceData) -> list[dict[str, Any]]:
     def minimal(options: EngineOptions) -> Callable[[], float]:
         model = resnet(options)
         optimizer = make_optimizer(model.parameters(), recipe, options)
-        forward = compile_model(model, options) if options.compile else model
+        forward = compile_model(model, options)
         return lambda: timed(lambda: minimal_epoch(forward, optimizer, data, cfg.batch, 0,
                                                    next(counter), options), cfg.device)
 
@@ -237,7 +237,7 @@ def masked_rows(cfg: PerfConfig) -> list[dict[str, Any]]:
     rows = []
     for kind in ("dense", "fixed mask", "top-k scores"):
         model = prepare_model(masked_variant(kind), options).train()
-        forward = compile_model(model, options) if options.compile else model
+        forward = compile_model(model, options)
         optimizer = make_optimizer(trainable_parameters(model), Recipe(lr=0.01), options)
 
         def run(forward: nn.Module = forward, optimizer: torch.optim.Optimizer = optimizer
@@ -308,13 +308,12 @@ def grid_rows(cfg: PerfConfig) -> list[dict[str, Any]]:
             argv += ["--data-dir", str(cfg.data_dir)]
         if cfg.compile:
             argv.append("--compile")
-        if not cfg.cuda_graphs:
+        if cfg.cuda_graphs is False:
             argv.append("--no-cuda-graphs")
         t0 = time.perf_counter()
         status = cli_main(argv)
         seconds = time.perf_counter() - t0
-        records = [json.loads(p.read_text())
-                   for p in sorted(Path(results).glob(f"*/{RECORD_NAME}"))]
+        records = [record for _, record in RunStore(results).records()]
     finished = [r for r in records if r.get("status") == "finished"]
     row: dict[str, Any] = {
         "preset": preset, "budget_scale": cfg.grid_scale, "runs": len(records),
@@ -399,7 +398,7 @@ TARGETS = (
            _field("scoring", "method", "px", "median_s")),
     Target("SynFlow 100 rounds (s)", "cuda", 5.0, True,
            _field("scoring", "method", "synflow", "median_s")),
-    Target("--methods all --preset quick (min)", "cuda", 30.0, True, lambda r: _grid_minutes(r)),
+    Target("--methods all --preset quick (min)", "cuda", 30.0, True, _grid_minutes),
     Target("engine time / minimal loop time", "cpu", 1.10, True,
            lambda r: _ratio(_epoch(r, "engine"), _epoch(r, "minimal"))),
     Target("engine speed-up over conventional loop", "cpu", 2.0, False,
@@ -477,10 +476,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = PerfConfig(device=resolve_device(args.device), batch=args.batch,
                      train_images=args.train_images, warmup=args.warmup, repeats=args.repeats,
                      workers=args.workers, compile=args.compile,
-                     cuda_graphs=not args.no_cuda_graphs, grid=args.grid,
+                     cuda_graphs=False if args.no_cuda_graphs else None, grid=args.grid,
                      grid_scale=args.grid_scale, grid_results=args.grid_results,
                      data_dir=args.data_dir)
-    configure_backends(cfg.device)
+    configure_backends(cfg.options)
     name = device_name(cfg.device)
     print(f"device: {name}; torch {torch.__version__}; batch {cfg.batch}; "
           f"engine switches {cfg.options.switches()}", flush=True)
@@ -488,10 +487,9 @@ def run(args: argparse.Namespace) -> int:
     if {"epoch", "scoring", "profile"} & set(sections):
         data = load_data("cifar10", cfg.data_dir, cfg.device, cfg.train_images, 1000,
                          download=False)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-    if cfg.compile:
-        graphs = cfg.options.use_cuda_graphs or not cfg.options.cuda
-        stem += "-compiled" if graphs else "-compiled-no-cuda-graphs"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ("-compiled" if cfg.compile else "")
+    if cfg.compile and cfg.options.cuda and not cfg.options.use_cuda_graphs:
+        stem += "-no-cuda-graphs"
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     measure: dict[str, Callable[[], list[dict[str, Any]]]] = {

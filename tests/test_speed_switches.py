@@ -11,7 +11,14 @@ import torch.nn.functional as F
 
 from bench.cli import main
 from bench.data import load_data
-from bench.engine import EngineOptions, autocast, model_input, prepare_model, train
+from bench.engine import (
+    EngineOptions,
+    autocast,
+    configure_backends,
+    model_input,
+    prepare_model,
+    train,
+)
 from bench.models import build_model, prunable_layers
 from bench.presets import get_recipe
 from bench.store import RunStore
@@ -41,6 +48,19 @@ def test_switches_default_to_on_for_cuda_and_off_for_cpu():
     assert compiled.use_cuda_graphs and not replace(compiled, cuda_graphs=False).use_cuda_graphs
     assert not compiled.plain().use_cuda_graphs
     assert not EngineOptions(compile=True, cuda_graphs=True).use_cuda_graphs  # CPU: none
+    assert cuda.use_cudnn_benchmark and not cuda.plain().use_cudnn_benchmark
+    assert not EngineOptions(cudnn_benchmark=True).use_cudnn_benchmark  # CPU: no cuDNN
+
+
+def test_configure_backends_sets_cudnn_benchmark_as_the_options_resolve():
+    before = torch.backends.cudnn.benchmark
+    try:
+        configure_backends(EngineOptions(device=torch.device("cuda")))
+        assert torch.backends.cudnn.benchmark
+        configure_backends(EngineOptions(device=torch.device("cuda")).plain())
+        assert not torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 @pytest.fixture
@@ -125,7 +145,7 @@ def test_gpu_numerics_on_cpu_bf16_fused_compiled_match_plain(cifar10_dir):
     gpu_like = EngineOptions(compile=True, bf16=True, fused_optimizer=True, eval_every=0)
     assert gpu_like.switches() == {"compile": True, "cuda_graphs": False,
                                    "channels_last": False, "bf16": True,
-                                   "fused_optimizer": True}
+                                   "fused_optimizer": True, "cudnn_benchmark": False}
     accuracy = {}
     for name, options in (("plain", PLAIN), ("gpu-like", gpu_like)):
         model = prepare_model(build_model("resnet20", 10, seed=0, width=0.5), options)
