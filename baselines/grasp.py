@@ -25,6 +25,7 @@ class GraSP(PruneAtInit):
     """Gradient signal preservation at initialisation, one round, model in train mode."""
 
     description = "pruning at init preserving gradient flow, theta*Hg (Wang et al. 2020)"
+    uses_pruning_set = True
 
     def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
         net = scoring_copy(model).train()

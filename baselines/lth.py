@@ -21,6 +21,7 @@ from bench.errors import BenchError
 from bench.harness import RunContext
 from bench.pruning import prune, rewind
 from bench.registry import Method, register
+from bench.store import RunSpec
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,35 @@ class LotteryTicket(Method):
     description = "lottery tickets: iterative magnitude pruning, 20% per round, rewind to epoch 1"
     Hparams = LTHHparams
 
-    def run(self, ctx: RunContext) -> nn.Module:
+    def schedule(self, density: float, budget_epochs: int) -> tuple[list[float], int]:
+        """(density after each pruning round, epochs per training); a budget that cannot
+        hold the rounds or the rewind point is a :class:`BenchError`."""
         hp = self.hparams
-        densities = round_densities(ctx.density, hp.prune_fraction)
+        densities = round_densities(density, hp.prune_fraction)
         trainings = len(densities) + 1
-        epochs = ctx.recipe.epochs
+        epochs = budget_epochs
         if hp.budget == "total":
             epochs = epochs // trainings
             if epochs < 1:
-                raise BenchError(f"a total budget of {ctx.recipe.epochs} epochs cannot cover "
-                                 f"{trainings} LTH trainings; raise --epochs")
+                raise BenchError(f"lth: a total budget of {budget_epochs} epochs cannot cover "
+                                 f"{trainings} LTH trainings at density {density:g}; raise "
+                                 "--epochs")
         if hp.rewind_epoch > epochs:
-            raise BenchError(f"rewind epoch {hp.rewind_epoch} is past the {epochs}-epoch training")
+            raise BenchError(f"lth: rewind epoch {hp.rewind_epoch} is past the {epochs}-epoch "
+                             "training")
+        return densities, epochs
+
+    def check(self, spec: RunSpec, train_images_per_class: int | None) -> None:
+        self.schedule(spec.density, spec.recipe.epochs)
+
+    def planned_epochs(self, spec: RunSpec) -> int:
+        densities, epochs = self.schedule(spec.density, spec.recipe.epochs)
+        return epochs * (len(densities) + 1)
+
+    def run(self, ctx: RunContext) -> nn.Module:
+        hp = self.hparams
+        densities, epochs = self.schedule(ctx.density, ctx.recipe.epochs)
+        trainings = len(densities) + 1
         recipe = ctx.recipe.with_epochs(epochs)
         first = ctx.train(recipe=recipe, phase="round0", snapshot_epochs=(hp.rewind_epoch,))
         snapshot = first.snapshots[hp.rewind_epoch]

@@ -17,6 +17,7 @@ from bench.errors import BenchError
 from bench.harness import RunContext
 from bench.pruning import Scope, prune
 from bench.registry import Method, register
+from bench.store import RunSpec
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class MagnitudeAfterTraining(Method):
 
     description = "train dense, prune the smallest |weights| once, fine-tune (same total budget)"
     Hparams = MagnitudeHparams
+
+    def check(self, spec: RunSpec, train_images_per_class: int | None) -> None:
+        split_budget(spec.recipe.epochs, self.hparams.dense_fraction)
 
     def run(self, ctx: RunContext) -> nn.Module:
         dense, finetune = split_budget(ctx.recipe.epochs, self.hparams.dense_fraction)

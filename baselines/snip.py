@@ -16,6 +16,7 @@ class SNIP(PruneAtInit):
     """Cross-entropy summed over the pruning batches, model in train mode, one round."""
 
     description = "pruning at init by connection sensitivity |w * dL/dw| (Lee et al. 2019)"
+    uses_pruning_set = True
 
     def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
         net = scoring_copy(model).train()

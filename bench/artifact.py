@@ -30,9 +30,7 @@ is ``"values"`` (trained weights), a ``RandomWeights`` dict (``seeded``) or
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.errors import BenchError
+from bench.fsutil import write_atomic
 from bench.maskcode import CODECS as MASK_CODECS
 from bench.maskcode import EncodedMask, decode_mask, encode_mask
 from bench.masking import SCHEMES, RandomWeights
@@ -263,20 +262,9 @@ def encode(
 def save(
     model: nn.Module, path: Path, *, value_codec: str = "float32", random_weights: str = "seeded"
 ) -> ArtifactInfo:
-    """Encode ``model`` and write it to ``path`` atomically (temporary file, then os.replace)."""
+    """Encode ``model`` and write it to ``path`` atomically (temporary file, then rename)."""
     data, info = encode(model, value_codec=value_codec, random_weights=random_weights)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), lambda f: f.write(data))
     return info
 
 

@@ -7,6 +7,7 @@ a grid in which some run failed exits 1 after recording every run.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import typing
@@ -18,9 +19,17 @@ import torch
 
 from bench.compare import Tolerances
 from bench.errors import BenchError
+from bench.fsutil import check_writable_folder
 from bench.presets import DEFAULT_PRESET, PRESETS, RECIPES, get_preset, get_recipe
-from bench.recipe import Recipe
-from bench.registry import PLUGIN_WARNINGS, hparam_fields, methods, parse_method_item
+from bench.recipe import MAX_EPOCHS, Recipe, scaled_epochs
+from bench.registry import (
+    PLUGIN_WARNINGS,
+    Method,
+    hparam_fields,
+    methods,
+    parse_method_item,
+    unknown_method_message,
+)
 
 DEFAULT_RESULTS = Path("results/runs")
 RESULTS_ENV = "BENCH_RESULTS"
@@ -35,22 +44,43 @@ class _Parser(argparse.ArgumentParser):
         raise BenchError(f"{message} (see {self.prog} --help)")
 
 
+MAX_SEED = 2**63 - 1  # seeds enter 64-bit generators
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(t) for t in _csv(text)]
-    except ValueError:
-        raise BenchError(f"bad number list {text!r}; expected e.g. 0.5,0.1") from None
+def _listed(text: str | None, option: str) -> list[str] | None:
+    """The items of a comma-separated option; None when it was not given. Given but empty
+    (``''`` or ``,``) is a mistake, not "use the preset's"."""
+    if text is None:
+        return None
+    items = _csv(text)
+    if not items:
+        raise BenchError(f"{option} {text!r} names nothing; give at least one value or leave "
+                         "the option out to use the preset's")
+    return items
 
 
-def _ints(text: str) -> list[int]:
+def _floats(text: str | None, option: str) -> list[float] | None:
+    items = _listed(text, option)
+    if items is None:
+        return None
     try:
-        return [int(t) for t in _csv(text)]
+        return [float(t) for t in items]
     except ValueError:
-        raise BenchError(f"bad integer list {text!r}; expected e.g. 0,1,2") from None
+        raise BenchError(f"bad number list {text!r} for {option}; expected e.g. 0.5,0.1") from None
+
+
+def _ints(text: str | None, option: str) -> list[int] | None:
+    items = _listed(text, option)
+    if items is None:
+        return None
+    try:
+        return [int(t) for t in items]
+    except ValueError:
+        raise BenchError(f"bad integer list {text!r} for {option}; expected e.g. 0,1,2") from None
 
 
 def _option_name(method: str, field: str) -> str:
@@ -93,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", type=Path,
                      help=f"run store (default ${RESULTS_ENV}, else {DEFAULT_RESULTS})")
     run.add_argument("--device", help="cpu, cuda or cuda:N (default cuda when available)")
+    run.add_argument("--threads", help="CPU threads for torch (default $BENCH_THREADS, else the "
+                     "CPUs this process may use; results on CPU depend on it, see README)")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the model (pays from a few epochs on; kernels are "
                      "cached on disk across runs; on CUDA with CUDA graphs)")
@@ -142,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="accuracy drop in points that counts when a side has one seed")
     comparer.add_argument("--bytes-growth", type=float, default=defaults.bytes_growth,
                           help="artifact growth (fraction) that counts as a regression")
+    comparer.add_argument("--exact", choices=("auto", "never"), default="auto",
+                          help="auto: seeds run in the same numeric environment must match to "
+                          "the bit; never: judge every spec statistically")
     comparer.add_argument("--allow-missing", action="store_true",
                           help="runs missing from the candidate are not regressions")
     comparer.add_argument("--json", type=Path, help="also write the comparison as JSON here")
@@ -173,7 +208,8 @@ def resolve_device(name: str | None) -> torch.device:
 
 def _method_items(text: str | None, preset_methods: Sequence[str], args: argparse.Namespace
                   ) -> list[tuple[str, dict[str, str]]]:
-    items = _csv(text) if text else list(preset_methods)
+    given = _listed(text, "--methods")
+    items = given if given is not None else list(preset_methods)
     parsed: list[tuple[str, dict[str, str]]] = []
     registry = methods()
     for item in items:
@@ -184,7 +220,7 @@ def _method_items(text: str | None, preset_methods: Sequence[str], args: argpars
     result = []
     for name, overrides in parsed:
         if name not in registry:
-            raise BenchError(f"unknown method {name!r}; valid methods: all, {', '.join(registry)}")
+            raise BenchError(unknown_method_message(name, {"all": Method, **registry}))
         from_options = {
             field: str(value)
             for field, _, _ in hparam_fields(registry[name])
@@ -195,58 +231,17 @@ def _method_items(text: str | None, preset_methods: Sequence[str], args: argpars
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.data import DATASETS
     from bench.engine import EngineOptions, configure_backends
-    from bench.harness import DataCache, build_specs, run_grid
-    from bench.models import validate_model
+    from bench.harness import DataCache, run_grid
+    from bench.provenance import default_threads, parse_threads, set_threads
     from bench.store import RunStore
 
-    preset = get_preset(args.preset)
-    if not args.budget_scale > 0:
-        raise BenchError(f"--budget-scale must be > 0, got {args.budget_scale}")
-    if args.recipe is not None:
-        get_recipe(args.recipe)
-
-    def recipe_for(method: str) -> Recipe:
-        if args.recipe is not None:
-            recipe = get_recipe(args.recipe)
-        else:
-            recipe = preset.recipe_for(method)
-        if args.epochs is not None:
-            recipe = recipe.with_epochs(args.epochs)
-        if args.budget_scale != 1.0:
-            recipe = recipe.with_epochs(max(1, round(recipe.epochs * args.budget_scale)))
-        return recipe
-
-    datasets = _csv(args.datasets) if args.datasets else list(preset.datasets)
-    for name in datasets:
-        if name not in DATASETS:
-            raise BenchError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
-    models = _csv(args.models) if args.models else list(preset.models)
-    model_kwargs: dict[str, Any] = dict(preset.model_kwargs)
-    if args.width is not None:
-        model_kwargs["width"] = args.width
-    for name in models:
-        validate_model(name, **model_kwargs)
-    if args.seeds and any(s < 0 for s in _ints(args.seeds)):
-        raise BenchError("seeds must be non-negative integers")
-    specs = build_specs(
-        methods=_method_items(args.methods, preset.methods, args),
-        models=models,
-        datasets=datasets,
-        densities=(_floats(args.densities) if args.densities
-                   else {"*": preset.densities, **preset.method_densities}),
-        seeds=_ints(args.seeds) if args.seeds else preset.seeds,
-        recipe=recipe_for,
-        model_kwargs=model_kwargs,
-        train_subset=args.train_subset if args.train_subset is not None else preset.train_subset,
-        test_subset=args.test_subset if args.test_subset is not None else preset.test_subset,
-        value_codec=args.value_codec,
-    )
+    specs_unbound = grid_specs(args)
     if args.eval_every < 0:
         raise BenchError("--eval-every must be >= 0")
     if args.plain and args.compile:
         raise BenchError("--plain and --compile contradict each other; give one")
+    threads = parse_threads(args.threads) if args.threads is not None else default_threads()
     options = EngineOptions(
         device=resolve_device(args.device),
         compile=args.compile,
@@ -256,19 +251,102 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.plain:
         options = options.plain()
+    root = results_root(args.results)
+    check_writable_folder(root, "--results")
+    set_threads(threads)
     configure_backends(options)
-    store = RunStore(results_root(args.results))
+    store = RunStore(root)
     data = DataCache(args.data_dir, options.device, download=not args.no_download)
-    for spec in specs:  # load every dataset before the first run: data errors end the command
-        data.get(spec.dataset, spec.train_subset, spec.test_subset)
-    print(f"{len(specs)} runs, preset {preset.name}, results in {store.root}")
+    specs = [data.bind(spec) for spec in specs_unbound]  # data errors end the command here
+    check_runnable(specs, data)
+    print(f"{len(specs)} runs, preset {args.preset}, results in {store.root}")
+    print(estimate_line(specs, store, data, options))
     outcomes = run_grid(specs, store=store, data=data, options=options, force=args.force)
     counts: dict[str, int] = {}
     for o in outcomes:
-        label = "cached" if o.cached else o.status
+        label = f"{o.status} (cached)" if o.cached and o.status != "finished" else (
+            "cached" if o.cached else o.status)
         counts[label] = counts.get(label, 0) + 1
     print("done: " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
-    return EXIT_RUN_FAILED if counts.get("failed") else 0
+    bad = [o for o in outcomes if o.status in ("failed", "diverged")]
+    return EXIT_RUN_FAILED if bad else 0
+
+
+def grid_specs(args: argparse.Namespace) -> list[Any]:
+    """The ``run`` command's grid as specs (without data fingerprints), every option checked."""
+    from bench.data import DATASETS
+    from bench.harness import build_specs
+    from bench.models import validate_model
+
+    preset = get_preset(args.preset)
+    scaled_epochs(1, args.budget_scale)  # positive and finite, or one error line
+    if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
+        raise BenchError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {args.epochs}")
+    if args.recipe is not None:
+        get_recipe(args.recipe)
+
+    def recipe_for(method: str) -> Recipe:
+        recipe = get_recipe(args.recipe) if args.recipe is not None else preset.recipe_for(method)
+        if args.epochs is not None:
+            recipe = recipe.with_epochs(args.epochs)
+        if args.budget_scale != 1.0:
+            recipe = recipe.with_epochs(scaled_epochs(recipe.epochs, args.budget_scale))
+        return recipe
+
+    datasets = _listed(args.datasets, "--datasets") or list(preset.datasets)
+    for name in datasets:
+        if name not in DATASETS:
+            raise BenchError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+    models = _listed(args.models, "--models") or list(preset.models)
+    model_kwargs: dict[str, Any] = dict(preset.model_kwargs)
+    if args.width is not None:
+        if not (math.isfinite(args.width) and args.width > 0):
+            raise BenchError(f"--width must be a positive number, got {args.width}")
+        model_kwargs["width"] = args.width
+    for name in models:
+        validate_model(name, **model_kwargs)
+    seeds = _ints(args.seeds, "--seeds")
+    if seeds is not None and any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise BenchError(f"seeds must be integers from 0 to 2**63-1, got {args.seeds}")
+    densities = _floats(args.densities, "--densities")
+    for option in ("train_subset", "test_subset"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise BenchError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
+    return build_specs(
+        methods=_method_items(args.methods, preset.methods, args),
+        models=models,
+        datasets=datasets,
+        densities=(densities if densities is not None
+                   else {"*": preset.densities, **preset.method_densities}),
+        seeds=seeds if seeds is not None else preset.seeds,
+        recipe=recipe_for,
+        model_kwargs=model_kwargs,
+        train_subset=args.train_subset if args.train_subset is not None else preset.train_subset,
+        test_subset=args.test_subset if args.test_subset is not None else preset.test_subset,
+        value_codec=args.value_codec,
+    )
+
+
+def check_runnable(specs: Sequence[Any], data: Any) -> None:
+    """Ask each method whether it can run its specs, before anything trains."""
+    from bench.registry import get_method
+
+    for spec in specs:
+        cls = get_method(spec.method)
+        method = cls(cls.Hparams(**spec.hparams))
+        loaded = data.get(spec.dataset, spec.train_subset, spec.test_subset)
+        per_class = (len(loaded.train_y) // loaded.num_classes
+                     if spec.train_subset is not None else None)
+        method.check(spec, per_class)
+
+
+def estimate_line(specs: Sequence[Any], store: Any, data: Any, options: Any) -> str:
+    """``N to train (M epochs), K already done; about T on <device>`` from a short timing of
+    each architecture's training step here."""
+    from bench.estimate import estimate_grid
+
+    return estimate_grid(specs, store, data, options).line()
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -312,7 +390,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     tol = Tolerances(alpha=args.alpha, min_effect=args.min_effect,
                      single_seed_drop=args.single_seed_drop, bytes_growth=args.bytes_growth,
-                     allow_missing=args.allow_missing)
+                     allow_missing=args.allow_missing, exact=args.exact)
     candidate = args.candidate if args.candidate is not None else results_root(None)
     return run_compare(args.baseline, candidate, tol, args.json)
 

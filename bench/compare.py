@@ -5,6 +5,15 @@ JSON snapshot meant to be committed; ``python -m bench compare BASELINE [CANDIDA
 runs by spec (method, hyperparameters, model, dataset, density, budget; seeds pooled) and
 says, per match, whether accuracy moved more than noise and whether artifact bytes changed.
 Exit status: 0 no regression, 1 a regression beyond tolerance, 2 could not compare.
+
+Where a spec's seeds ran in the same numeric environment on both sides (the records'
+``environment.fingerprint``: device, instruction set, threads, library versions) and the
+method's version is unchanged, the comparison is exact: any change of accuracy, loss or
+bytes is a regression, since the same code there reproduces a run to the bit. Elsewhere
+rounding differs and at smoke scale moves accuracy as much as another seed would, so a
+drop counts when it passes what the baseline's own seed spread allows (pooled over its
+specs, Bonferroni-corrected over the specs compared), or Welch's test where both sides
+have seeds to spare.
 """
 
 from __future__ import annotations
@@ -15,12 +24,14 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from tabulate import tabulate
 
 from bench.errors import BenchError
-from bench.store import RunStore, read_record_file, write_json_atomic
+from bench.fsutil import write_json_atomic
+from bench.store import UnreadableRecord, read_record_file, validate_record
 
 SNAPSHOT_FORMAT = "bench-results"
 SNAPSHOT_VERSION = 1
@@ -41,6 +52,20 @@ class Tolerances:
     single_seed_drop: float = 1.0
     bytes_growth: float = 0.0
     allow_missing: bool = False
+    exact: str = "auto"  # "auto": exact where environments match; "never": statistics only
+
+    def __post_init__(self) -> None:
+        def finite(x: float) -> bool:
+            return isinstance(x, (int, float)) and math.isfinite(x)
+
+        if not (finite(self.alpha) and 0.0 < self.alpha < 1.0):
+            raise BenchError(f"--alpha is a significance level in (0, 1), got {self.alpha}")
+        for name in ("min_effect", "single_seed_drop", "bytes_growth"):
+            value = getattr(self, name)
+            if not (finite(value) and value >= 0):
+                raise BenchError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
+        if self.exact not in ("auto", "never"):
+            raise BenchError(f"--exact must be auto or never, got {self.exact!r}")
 
 
 # ------------------------------------------------------------------ result sets
@@ -61,7 +86,7 @@ def load_result_set(path: Path) -> list[dict[str, Any]]:
         files = sorted(root.glob("*/record.json"))
         if not files:
             raise BenchError(f"no run records in {root}")
-        return [read_record_file(f) for f in files]
+        return [_read_or_explain(f) for f in files]
     if not path.exists():
         raise BenchError(f"no such result set: {path}")
     try:
@@ -74,17 +99,36 @@ def load_result_set(path: Path) -> list[dict[str, Any]]:
         raise BenchError(f"snapshot {path} has version {data.get('version')}; this suite reads "
                          f"version {SNAPSHOT_VERSION}")
     records = data.get("records")
-    if not isinstance(records, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("spec"), dict) and "status" in r
-            for r in records):
+    if not isinstance(records, list):
         raise BenchError(f"unreadable snapshot {path}: malformed records")
+    for i, record in enumerate(records):
+        try:
+            key = record.get("key", "?") if isinstance(record, dict) else "?"
+            validate_record(record, f"{i} (key {key}) of snapshot {path}")
+        except UnreadableRecord as exc:
+            raise BenchError(str(exc)) from None
     return records
+
+
+def _read_or_explain(path: Path) -> dict[str, Any]:
+    try:
+        return read_record_file(path)
+    except UnreadableRecord as exc:
+        raise BenchError(f"{exc} (move it aside or rerun that run)") from None
 
 
 def export(results: Path, out: Path, methods: list[str] | None = None,
            models: list[str] | None = None, datasets: list[str] | None = None) -> int:
-    """Write the selected records of ``results`` into one snapshot file; returns the count."""
-    records = [r for _, r in RunStore(results).records() if _selected(r, methods, models, datasets)]
+    """Write the selected records of ``results`` into one snapshot file; returns the count.
+
+    An unreadable record stops the export (a snapshot silently missing a run would hide it).
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise BenchError(f"--out {out} is a folder; give the snapshot file's path")
+    root = Path(results)
+    files = sorted(root.glob("*/record.json")) if root.is_dir() else []
+    records = [r for r in map(_read_or_explain, files) if _selected(r, methods, models, datasets)]
     if not records:
         raise BenchError(f"no run records selected in {results}")
     slim = []
@@ -120,10 +164,14 @@ def describe(spec: dict[str, Any]) -> str:
 
 @dataclass
 class Side:
-    """One spec's runs on one side: finished accuracies and artifact sizes by seed."""
+    """One spec's runs on one side, by seed: finished accuracies, losses, artifact sizes,
+    the numeric environment each ran in and the method's version."""
 
     accuracy: dict[int, float] = field(default_factory=dict)
+    loss: dict[int, float] = field(default_factory=dict)
     bytes: dict[int, int] = field(default_factory=dict)
+    environment: dict[int, str | None] = field(default_factory=dict)
+    method_version: dict[int, int] = field(default_factory=dict)
     not_finished: dict[int, str] = field(default_factory=dict)
 
 
@@ -134,11 +182,28 @@ def group(records: list[dict[str, Any]]) -> dict[str, tuple[str, Side]]:
         _, side = out.setdefault(match_key(spec), (describe(spec), Side()))
         seed = int(spec["seed"])
         if record["status"] == "finished":
-            side.accuracy[seed] = float(record["metrics"]["test_accuracy"])
-            side.bytes[seed] = int(record["metrics"]["artifact_bytes"])
+            metrics = record["metrics"]
+            side.accuracy[seed] = float(metrics["test_accuracy"])
+            side.loss[seed] = float(metrics["test_loss"])
+            side.bytes[seed] = int(metrics["artifact_bytes"])
+            side.environment[seed] = (record.get("environment") or {}).get("fingerprint")
+            side.method_version[seed] = int(spec.get("method_version", 1))
         else:
             side.not_finished[seed] = record["status"]
     return out
+
+
+def pooled_seed_sd(groups: dict[str, tuple[str, Side]]) -> tuple[float | None, int]:
+    """The within-spec standard deviation of accuracy pooled over every spec with two or
+    more finished seeds, and the number of such specs (None, 0 when there is none)."""
+    ss, dof, specs = 0.0, 0, 0
+    for _, side in groups.values():
+        values = list(side.accuracy.values())
+        if len(values) >= 2:
+            ss += statistics.variance(values) * (len(values) - 1)
+            dof += len(values) - 1
+            specs += 1
+    return (math.sqrt(ss / dof), specs) if dof else (None, 0)
 
 
 # ------------------------------------------------------------------ statistics
@@ -193,7 +258,8 @@ def welch_p_value(a: list[float], b: list[float]) -> float:
 
 @dataclass
 class Row:
-    """The comparison of one spec."""
+    """The comparison of one spec; ``mode`` says how it was judged (exact, Welch,
+    seed spread, single seed)."""
 
     run: str
     verdict: str
@@ -207,10 +273,65 @@ class Row:
     baseline_bytes: int | None = None
     candidate_bytes: int | None = None
     bytes_change: int | None = None
+    mode: str = ""
     note: str = ""
 
 
-def _compare_side(name: str, base: Side, cand: Side, tol: Tolerances) -> Row:
+@dataclass(frozen=True)
+class Noise:
+    """What chance alone moves accuracy by: the baseline's pooled seed spread and the
+    one-sided z that a drop must pass (Bonferroni over the specs compared)."""
+
+    seed_sd: float | None
+    specs_pooled: int
+    z: float
+
+
+def _exact_seeds(base: Side, cand: Side) -> list[int]:
+    """Seeds run in one numeric environment on both sides with one method version."""
+    return [s for s in sorted(set(base.accuracy) & set(cand.accuracy))
+            if base.environment.get(s) is not None
+            and base.environment.get(s) == cand.environment.get(s)
+            and base.method_version.get(s) == cand.method_version.get(s)]
+
+
+def _compare_exact(row: Row, base: Side, cand: Side, seeds: list[int]) -> None:
+    row.mode = "exact"
+    changed = [s for s in seeds if (base.accuracy[s], base.loss.get(s), base.bytes[s])
+               != (cand.accuracy[s], cand.loss.get(s), cand.bytes[s])]
+    if changed:
+        row.verdict, row.regression = "changed in the same environment", True
+        row.note = "seeds " + ", ".join(map(str, changed)) + " differ: the same code and " \
+            "environment should reproduce them to the bit"
+
+
+def _compare_statistically(row: Row, a: list[float], b: list[float], tol: Tolerances,
+                           noise: Noise) -> None:
+    if len(a) >= 2 and len(b) >= 2:
+        row.mode = "welch"
+        row.p_value = welch_p_value(a, b)
+        significant = row.p_value < tol.alpha and abs(row.delta_points) >= tol.min_effect
+        if significant:
+            row.verdict = "worse" if row.delta_points < 0 else "better"
+            row.regression = row.delta_points < 0
+        elif row.delta_points != 0:
+            row.verdict = "within noise"
+        return
+    if noise.seed_sd is not None:
+        row.mode = "seed spread"
+        allowed = max(tol.single_seed_drop,
+                      noise.z * noise.seed_sd * math.sqrt(1 / len(a) + 1 / len(b)))
+        row.note = f"allowed drop {allowed:.2f} points"
+    else:
+        row.mode = "single seed"
+        allowed = tol.single_seed_drop
+    if row.delta_points < -allowed:
+        row.verdict, row.regression = "worse", True
+    elif row.delta_points != 0:
+        row.verdict = "better" if row.delta_points > 0 else "within tolerance"
+
+
+def _compare_side(name: str, base: Side, cand: Side, tol: Tolerances, noise: Noise) -> Row:
     a, b = list(base.accuracy.values()), list(cand.accuracy.values())
     row = Row(name, "unchanged", False, len(a), len(b))
     if cand.not_finished and not cand.accuracy:
@@ -222,28 +343,24 @@ def _compare_side(name: str, base: Side, cand: Side, tol: Tolerances) -> Row:
         return row
     row.baseline_accuracy, row.candidate_accuracy = statistics.fmean(a), statistics.fmean(b)
     row.delta_points = row.candidate_accuracy - row.baseline_accuracy
-    if len(a) >= 2 and len(b) >= 2:
-        row.p_value = welch_p_value(a, b)
-        significant = row.p_value < tol.alpha and abs(row.delta_points) >= tol.min_effect
-        if significant:
-            row.verdict = "worse" if row.delta_points < 0 else "better"
-            row.regression = row.delta_points < 0
-        elif row.delta_points != 0:
-            row.verdict = "within noise"
-    elif row.delta_points < -tol.single_seed_drop:
-        row.verdict, row.regression = "worse (single seed)", True
-    elif row.delta_points != 0:
-        row.verdict = "better (single seed)" if row.delta_points > 0 else "within tolerance"
+    exact = _exact_seeds(base, cand) if tol.exact == "auto" else []
+    if exact:
+        _compare_exact(row, base, cand, exact)
+    else:
+        _compare_statistically(row, a, b, tol, noise)
     shared = sorted(set(base.bytes) & set(cand.bytes))
     if shared:
         row.baseline_bytes = round(statistics.fmean(base.bytes[s] for s in shared))
         row.candidate_bytes = round(statistics.fmean(cand.bytes[s] for s in shared))
         row.bytes_change = row.candidate_bytes - row.baseline_bytes
-        if row.bytes_change > tol.bytes_growth * row.baseline_bytes:
+        growth = 0.0 if exact else tol.bytes_growth
+        note = ""
+        if row.bytes_change > growth * row.baseline_bytes:
             row.regression = True
-            row.note = f"artifact grew by {row.bytes_change} B"
+            note = f"artifact grew by {row.bytes_change} B"
         elif row.bytes_change:
-            row.note = f"artifact changed by {row.bytes_change} B"
+            note = f"artifact changed by {row.bytes_change} B"
+        row.note = "; ".join(x for x in (row.note, note) if x)
     if cand.not_finished:
         row.regression = True
         row.note = (row.note + "; " if row.note else "") + ", ".join(
@@ -255,6 +372,7 @@ def compare(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], tol
             ) -> list[Row]:
     """One row per spec on either side, regressions and the most significant first."""
     base, cand = group(baseline), group(candidate)
+    noise = noise_of(base, cand, tol)
     rows = []
     for key in base.keys() | cand.keys():
         if key not in cand:
@@ -265,7 +383,7 @@ def compare(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], tol
             name, side = cand[key]
             rows.append(Row(name, "new in candidate", False, 0, len(side.accuracy)))
         else:
-            rows.append(_compare_side(base[key][0], base[key][1], cand[key][1], tol))
+            rows.append(_compare_side(base[key][0], base[key][1], cand[key][1], tol, noise))
     if not any(r.baseline_seeds and r.candidate_seeds for r in rows):
         raise BenchError("nothing matched: no spec has finished runs on both sides")
     rows.sort(key=lambda r: (not r.regression, r.p_value if r.p_value is not None else 2.0,
@@ -273,30 +391,45 @@ def compare(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], tol
     return rows
 
 
+def noise_of(base: dict[str, tuple[str, Side]], cand: dict[str, tuple[str, Side]],
+             tol: Tolerances) -> Noise:
+    """The noise model of one comparison (grouped records of each side)."""
+    sd, pooled = pooled_seed_sd(base)
+    return Noise(sd, pooled, NormalDist().inv_cdf(
+        1.0 - tol.alpha / max(1, len(base.keys() & cand.keys()))))
+
+
 def render(rows: list[Row]) -> str:
     def num(x: float | None, fmt: str) -> str:
         return "" if x is None else format(x, fmt)
 
-    table = [[("REGRESSION " if r.regression else "") + r.verdict, r.run,
+    table = [[("REGRESSION " if r.regression else "") + r.verdict, r.mode, r.run,
               f"{r.baseline_seeds}/{r.candidate_seeds}", num(r.baseline_accuracy, ".2f"),
               num(r.candidate_accuracy, ".2f"), num(r.delta_points, "+.2f"),
               num(r.p_value, ".3g"), num(r.bytes_change, "+d"), r.note] for r in rows]
-    headers = ["verdict", "run", "seeds b/c", "acc base %", "acc cand %", "delta pts",
+    headers = ["verdict", "judged", "run", "seeds b/c", "acc base %", "acc cand %", "delta pts",
                "p (Welch)", "bytes change", "note"]
     return tabulate(table, headers=headers, disable_numparse=True)
 
 
 def run_compare(baseline: Path, candidate: Path, tol: Tolerances, json_out: Path | None) -> int:
     """The ``compare`` command: prints the table, optionally writes JSON, returns the exit code."""
-    rows = compare(load_result_set(baseline), load_result_set(candidate), tol)
+    base_records, cand_records = load_result_set(baseline), load_result_set(candidate)
+    rows = compare(base_records, cand_records, tol)
+    noise = noise_of(group(base_records), group(cand_records), tol)
     print(render(rows))
     regressions = [r for r in rows if r.regression]
-    print(f"{len(rows)} specs compared: {len(regressions)} regressions "
-          f"(alpha {tol.alpha}, min effect {tol.min_effect} points, single-seed drop "
-          f"{tol.single_seed_drop} points, bytes growth {tol.bytes_growth:.1%})")
+    modes = {m: sum(r.mode == m for r in rows) for m in dict.fromkeys(r.mode for r in rows) if m}
+    spread = (f"baseline seed spread {noise.seed_sd:.2f} points pooled over "
+              f"{noise.specs_pooled} specs, z {noise.z:.2f}" if noise.seed_sd is not None
+              else "no seed spread in the baseline")
+    print(f"{len(rows)} specs compared: {len(regressions)} regressions; judged "
+          + ", ".join(f"{n} {m}" for m, n in modes.items())
+          + f" ({spread}; alpha {tol.alpha}, min effect {tol.min_effect} points, single-seed "
+          f"drop {tol.single_seed_drop} points, bytes growth {tol.bytes_growth:.1%})")
     if json_out is not None:
         write_json_atomic(json_out, {"baseline": str(baseline), "candidate": str(candidate),
-                                     "tolerances": asdict(tol),
+                                     "tolerances": asdict(tol), "noise": asdict(noise),
                                      "regressions": len(regressions),
                                      "rows": [asdict(r) for r in rows]})
     return EXIT_REGRESSION if regressions else EXIT_OK

@@ -422,8 +422,10 @@ class DeviceData:
         train_y: Tensor,
         test_x: Tensor,
         test_y: Tensor,
+        fingerprint: str | None = None,
     ) -> None:
         self.info = info
+        self._fingerprint = fingerprint
         self.device = train_x.device
         self.train_x, self.train_y = train_x, train_y
         self.test_x, self.test_y = test_x, test_y
@@ -433,6 +435,16 @@ class DeviceData:
     @property
     def num_classes(self) -> int:
         return self.info.num_classes
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits of the SHA-256 of both splits' images and labels as loaded: the
+        data's identity in run keys (other images, same file sizes: another key)."""
+        if self._fingerprint is None:
+            self._fingerprint = data_fingerprint(
+                self.info.name, *(t.cpu().numpy() for t in
+                                  (self.train_x, self.train_y, self.test_x, self.test_y)))
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return (
@@ -520,6 +532,16 @@ def _check_augment(kind: str) -> None:
         raise BenchError(f"unknown augmentation {kind!r}; valid: {', '.join(AUGMENTS)}")
 
 
+def data_fingerprint(name: str, *arrays: np.ndarray) -> str:
+    """SHA-256 (16 hex digits) over the dataset name and each array's dtype, shape and bytes."""
+    digest = hashlib.sha256(name.encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"|{a.dtype.str}{a.shape}|".encode())
+        digest.update(a.data)
+    return digest.hexdigest()[:16]
+
+
 def load_data(
     name: str,
     data_dir: Path | None = None,
@@ -532,7 +554,7 @@ def load_data(
     info = dataset_info(name)
     device = torch.device(device)
     ensure_dataset(name, data_dir, download)
-    tensors = []
+    tensors, arrays = [], []
     for split, subset in (("train", train_subset), ("test", test_subset)):
         x, y = load_split(name, data_dir, split, download=False)
         if subset is not None:
@@ -541,5 +563,6 @@ def load_data(
             except BenchError as e:
                 raise BenchError(f"{split} {e}") from None
             x, y = x[keep], y[keep]
+        arrays += [x, y]
         tensors += [torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)]
-    return DeviceData(info, *tensors)
+    return DeviceData(info, *tensors, fingerprint=data_fingerprint(name, *arrays))

@@ -7,8 +7,9 @@ compute; they never write files.
 
 from __future__ import annotations
 
-import platform
-import subprocess
+import json
+import math
+import os
 import sys
 import time
 import traceback
@@ -19,13 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-import bench
 from bench import artifact
+from bench.claims import owner_info as claim_owner
 from bench.data import DeviceData, load_data, mix_seed
 from bench.engine import (
     Diverged,
@@ -38,11 +38,13 @@ from bench.engine import (
     train,
 )
 from bench.errors import BenchError
+from bench.fsutil import sha256_file, temporary_path, write_json_atomic
 from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.models import build_model
+from bench.provenance import describe_difference, environment
 from bench.recipe import Recipe
 from bench.registry import Method, get_method, make_hparams
-from bench.store import RECORD_FORMAT, RunSpec, RunStore, UnreadableRecord
+from bench.store import RECORD_FORMAT, RunSpec, RunStore, UnreadableRecord, artifact_name
 
 
 @dataclass
@@ -122,51 +124,17 @@ class RunContext:
 
 @dataclass
 class Outcome:
-    """The result of asking for one spec: its record and whether it came from the store."""
+    """The result of asking for one spec: its record, whether it came from the store, and
+    whether another live worker holds it (``busy``: not run here, try again later)."""
 
     spec: RunSpec
     record: dict[str, Any]
     cached: bool
+    busy: bool = False
 
     @property
     def status(self) -> str:
-        return self.record["status"]
-
-
-def environment(options: EngineOptions) -> dict[str, Any]:
-    """Device, library versions and code version, stored in every record."""
-    if options.cuda:
-        device_name = torch.cuda.get_device_name(options.device)
-    else:
-        cpu = platform.processor() or platform.machine()
-        device_name = f"cpu ({cpu}, {torch.get_num_threads()} threads)"
-    return {
-        "device": device_name,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "bench": bench.__version__,
-        "git_commit": git_commit(),
-        **options.switches(),
-    }
-
-
-def git_commit() -> str | None:
-    """The suite's git commit (with ``+dirty`` for uncommitted changes), or None outside git."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10,
-        )
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+        return "busy" if self.busy else self.record["status"]
 
 
 def _now() -> str:
@@ -190,6 +158,52 @@ class DataCache:
             )
         return self._cache[key]
 
+    def bind(self, spec: RunSpec) -> RunSpec:
+        """``spec`` with the fingerprint of the data it names (loading that data once)."""
+        return spec.with_data(self.get(spec.dataset, spec.train_subset, spec.test_subset)
+                              .fingerprint)
+
+
+def verify_artifact(store: RunStore, record: dict[str, Any]) -> str | None:
+    """Why a finished record's artifact cannot be trusted (missing, other size, other
+    checksum), or None when it is the file the record measured."""
+    metrics = record["metrics"]
+    path = store.artifact_path(record["key"], metrics["artifact_file"])
+    if not path.is_file():
+        return f"its artifact {path.name} is missing"
+    if path.stat().st_size != metrics["artifact_bytes"]:
+        return (f"its artifact {path.name} has {path.stat().st_size} bytes, the record "
+                f"says {metrics['artifact_bytes']}")
+    expected = metrics.get("artifact_sha256")
+    if expected is None or sha256_file(path) != expected:
+        return f"its artifact {path.name} does not match the record's checksum"
+    return None
+
+
+def _stored(store: RunStore, spec: RunSpec, echo: Callable[[str], None]
+            ) -> dict[str, Any] | None:
+    """The run's record, an unreadable one moved aside (and announced)."""
+    try:
+        return store.read(spec.key)
+    except UnreadableRecord as exc:
+        aside = store.set_aside(spec.key)
+        echo(f"warning: {exc}; moved to {aside.name} and rerunning")
+        return None
+
+
+def _reusable(store: RunStore, spec: RunSpec, existing: dict[str, Any] | None,
+              echo: Callable[[str], None]) -> bool:
+    """A stored result that stands: diverged, or finished with its artifact intact."""
+    if existing is None or existing["status"] not in ("finished", "diverged"):
+        return False
+    if existing["status"] == "diverged":
+        return True
+    problem = verify_artifact(store, existing)
+    if problem is not None:
+        echo(f"warning: {spec.label()} ({spec.key}): {problem}; rerunning")
+        return False
+    return True
+
 
 def execute(
     spec: RunSpec,
@@ -200,28 +214,72 @@ def execute(
     force: bool = False,
     echo: Callable[[str], None] = print,
 ) -> Outcome:
-    """Run one spec unless the store has it finished; record whatever happens."""
-    key = spec.key
-    try:
-        existing = store.read(key)
-    except UnreadableRecord as exc:
-        aside = store.set_aside(key)
-        echo(f"warning: {exc}; moved to {aside.name} and rerunning")
-        existing = None
-    if existing is not None and existing["status"] == "finished" and not force:
+    """Run one spec unless the store has its result; record whatever happens.
+
+    The run is claimed first (:mod:`bench.claims`), so concurrent workers on one store
+    never run one spec twice; a spec another live worker holds comes back ``busy``.
+    ``spec`` must carry its data fingerprint (:meth:`DataCache.bind`).
+    """
+    existing = _stored(store, spec, echo)
+    if not force and _reusable(store, spec, existing, echo):
         return Outcome(spec, existing, cached=True)
+    claim = store.claim(spec.key)
+    if claim is None:
+        return Outcome(spec, {"key": spec.key, "status": "running", "spec": spec.to_record()},
+                       cached=False, busy=True)
+    try:
+        existing = _stored(store, spec, echo)  # another worker may have finished it meanwhile
+        if not force and _reusable(store, spec, existing, echo):
+            return Outcome(spec, existing, cached=True)
+        return _attempt(spec, claim, store, data, options, force, echo)
+    finally:
+        claim.release()
+
+
+def _environment_check(store: RunStore, spec: RunSpec, env: dict[str, Any],
+                       echo: Callable[[str], None]) -> dict[str, Any] | None:
+    """Compare the environment the run's checkpoints were made in with this one; says so
+    (and returns what differs) when a resume would mix them."""
+    folder = store.run_dir(spec.key) / "checkpoints"
+    marker = folder / "environment.json"
+    if not any(folder.glob("*.ckpt")):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(marker, env)
+        return None
+    try:
+        before = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        before = {}
+    if before.get("fingerprint") == env["fingerprint"]:
+        return None
+    difference = describe_difference(before.get("numeric", {}), env["numeric"])
+    echo(f"warning: {spec.label()} ({spec.key}) resumes from checkpoints made in another "
+         f"environment ({difference}); its numbers mix both, as its record says")
+    return {"checkpoint_environment": before, "difference": difference}
+
+
+def _attempt(spec: RunSpec, claim: Any, store: RunStore, data: DataCache,
+             options: EngineOptions, force: bool, echo: Callable[[str], None]) -> Outcome:
+    """One attempt at a claimed run: running record, the run, the final record."""
+    key = spec.key
     if force:
         store.clear_checkpoints(key)
-
+    env = environment(options.device, options.switches())
+    mixed = _environment_check(store, spec, env, echo)
     record: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "key": key,
+        "grid_key": spec.grid_key,
         "status": "running",
         "spec": spec.to_record(),
-        "environment": environment(options),
+        "environment": env,
+        "owner": claim_owner(),
         "started": _now(),
     }
-    store.write(key, record)
+    if mixed is not None:
+        record["resumed_across_environments"] = mixed
+    store.write(key, record)  # refused where a finished result stands (--force)
+    store.event(key, "start", generation=claim.generation, environment=env["fingerprint"])
     method_cls = get_method(spec.method)
     method = method_cls(method_cls.Hparams(**spec.hparams))
     t0 = time.perf_counter()
@@ -232,7 +290,9 @@ def execute(
         record.update(status="diverged", error={"type": "Diverged", "message": str(exc)})
     except KeyboardInterrupt:
         record.update(status="running", interrupted=_now())
-        store.write(key, record)
+        if claim.valid():
+            store.write(key, record)
+            store.event(key, "interrupted")
         raise
     except Exception as exc:  # one failing run is recorded and the grid goes on
         record.update(
@@ -245,9 +305,19 @@ def execute(
         )
     record["wall_seconds"] = time.perf_counter() - t0
     record["finished"] = _now()
-    store.write(key, record)
+    if not claim.valid():  # paused past the lease: another worker owns the run now
+        echo(f"warning: {spec.label()} ({key}): lost its claim to another worker; "
+             "its result is not written")
+        store.event(key, "lost-claim")
+        return Outcome(spec, record, cached=False, busy=True)
+    if not store.write(key, record):
+        kept = store.read(key)
+        echo(f"warning: {spec.label()} ({key}) ended {record['status']}; the stored "
+             f"{kept['status']} result is kept")
+    store.event(key, record["status"])
     if record["status"] == "finished":
         store.clear_checkpoints(key)
+        store.remove_other_artifacts(key, record["metrics"]["artifact_file"])
     return Outcome(spec, record, cached=False)
 
 
@@ -263,6 +333,7 @@ def _run(
     t0 = time.perf_counter()
     model = method.run(ctx)
     method_seconds = time.perf_counter() - t0
+    check_finite(model)
     metrics = measure(model, spec, method, store, data, options)
     train_seconds = sum(p["seconds"] for p in ctx.phases)
     search = ctx.search
@@ -290,6 +361,13 @@ def _run(
     }
 
 
+def check_finite(model: nn.Module) -> None:
+    """:class:`Diverged` when any weight, score or statistic of ``model`` is NaN or infinite."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise Diverged(f"non-finite values in {name} of the returned model")
+
+
 def measure(
     model: nn.Module,
     spec: RunSpec,
@@ -304,16 +382,25 @@ def measure(
     logits of decoded and trained model on the first test batch are compared and recorded
     (bit-identical on CPU with float32 values).
     """
-    path = store.artifact_path(spec.key)
-    info = artifact.save(model, path, value_codec=spec.value_codec)
-    decoded = prepare_model(artifact.load(path), options)
-    accuracy = evaluate(decoded, data, options)
+    staging = temporary_path(store.artifact_path(spec.key, "model.bpa"))
+    try:
+        info = artifact.save(model, staging, value_codec=spec.value_codec)
+        decoded = prepare_model(artifact.load(staging), options)
+        accuracy = evaluate(decoded, data, options)
+        if not (math.isfinite(accuracy.loss) and math.isfinite(accuracy.top1)):
+            raise Diverged(f"non-finite test loss {accuracy.loss} of the decoded model")
+        sha256 = sha256_file(staging)
+        path = store.artifact_path(spec.key, artifact_name(sha256))
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
     structure = model_metrics(decoded)
     metrics: dict[str, Any] = {
         "test_accuracy": accuracy.top1,
         "test_top5": accuracy.top5,
         "test_loss": accuracy.loss,
         "artifact_file": path.name,
+        "artifact_sha256": sha256,
         "artifact_bytes": info.bytes,
         "artifact_breakdown": info.breakdown,
         "dense_bytes": dense_bytes(decoded),
@@ -392,6 +479,9 @@ def build_specs(
     return specs
 
 
+GRID_POLL_SECONDS = 2.0
+
+
 def run_grid(
     specs: Sequence[RunSpec],
     *,
@@ -399,27 +489,47 @@ def run_grid(
     data: DataCache,
     options: EngineOptions,
     force: bool = False,
+    poll_seconds: float = GRID_POLL_SECONDS,
 ) -> list[Outcome]:
-    """Run every spec in order with one progress bar; returns each outcome."""
-    outcomes: list[Outcome] = []
+    """Run every spec with one progress bar; returns each outcome, in the specs' order.
+
+    Specs that another live worker holds are passed over, then revisited until each is
+    finished by someone or free to run here, so several workers on one store share a grid
+    and every one of them returns when the whole grid is done.
+    """
+    outcomes: dict[int, Outcome] = {}
     bar = tqdm(total=len(specs), desc="grid", unit="run", disable=not options.progress,
                dynamic_ncols=True)
-    for i, spec in enumerate(specs, 1):
-        outcome = execute(spec, store=store, data=data, options=options, force=force,
-                          echo=tqdm.write)
-        outcomes.append(outcome)
-        tqdm.write(_summary_line(i, len(specs), outcome), file=sys.stdout)
-        bar.update(1)
+    pending = list(enumerate(specs, 1))
+    first = True
+    while pending:
+        waiting = []
+        for i, spec in pending:
+            outcome = execute(spec, store=store, data=data, options=options,
+                              force=force and first, echo=tqdm.write)
+            if outcome.busy:
+                waiting.append((i, spec))
+                continue
+            outcomes[i] = outcome
+            tqdm.write(_summary_line(i, len(specs), outcome), file=sys.stdout)
+            bar.update(1)
+        if waiting and first:
+            tqdm.write(f"waiting for {len(waiting)} runs held by other workers", file=sys.stdout)
+        if waiting:
+            time.sleep(poll_seconds)
+        pending, first = waiting, False
     bar.close()
-    return outcomes
+    return [outcomes[i] for i in sorted(outcomes)]
 
 
 def _summary_line(i: int, n: int, outcome: Outcome) -> str:
     record = outcome.record
     head = f"[{i}/{n}] {outcome.spec.label()} ({record['key']}):"
+    how = "cached" if outcome.cached else "trained"
     if record["status"] == "finished":
         acc = record["metrics"]["test_accuracy"]
-        secs = record["budget"]["all_phases_train_seconds"]
-        how = "cached" if outcome.cached else "trained"
-        return f"{head} {how}, test accuracy {acc:.2f}% ({secs:.1f} s training)"
-    return f"{head} {record['status']}: {record.get('error', {}).get('message', '')}"
+        secs = (record.get("budget") or {}).get("all_phases_train_seconds")
+        took = f" ({secs:.1f} s training)" if isinstance(secs, (int, float)) else ""
+        return f"{head} {how}, test accuracy {acc:.2f}%{took}"
+    message = (record.get("error") or {}).get("message", "")
+    return f"{head} {record['status']}{' (cached)' if outcome.cached else ''}: {message}"

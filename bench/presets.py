@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import BenchError
-from bench.recipe import Recipe
+from bench.recipe import Recipe, scaled_epochs
 
 PEMN_KNOTS = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
 
@@ -66,7 +66,7 @@ class Preset:
         """The recipe ``method`` trains with in this preset, epochs scaled by ``scale``."""
         recipe = RECIPES[self.method_recipes.get(method, self.recipe)]
         if scale != 1.0:
-            recipe = recipe.with_epochs(max(1, round(recipe.epochs * scale)))
+            recipe = recipe.with_epochs(scaled_epochs(recipe.epochs, scale))
         return recipe
 
 

@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from bench.errors import BenchError
 from bench.models import prunable_layers
 from bench.registry import Method
 
 if TYPE_CHECKING:
     from bench.harness import RunContext
+    from bench.store import RunSpec
 
 Scope = Literal["global", "layerwise"]
 Scores = dict[str, Tensor]
@@ -152,6 +154,15 @@ class PruneAtInit(Method):
 
     Hparams: ClassVar[type] = PruneAtInitHparams
     rounds: ClassVar[int] = 1
+    uses_pruning_set: ClassVar[bool] = False  # scores on the seed's pruning set
+
+    def check(self, spec: RunSpec, train_images_per_class: int | None) -> None:
+        if (self.uses_pruning_set and train_images_per_class is not None
+                and train_images_per_class < PRUNING_IMAGES_PER_CLASS):
+            raise BenchError(
+                f"{self.name} scores on {PRUNING_IMAGES_PER_CLASS} training images per class, "
+                f"but the training subset has {train_images_per_class} per class; raise "
+                "--train-subset")
 
     def scores(self, model: nn.Module, ctx: RunContext) -> Scores:  # pragma: no cover
         raise NotImplementedError

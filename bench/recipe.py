@@ -19,6 +19,19 @@ AugmentName = Literal["crop-flip", "flip", "none"]
 OPTIMIZERS: tuple[str, ...] = ("sgd", "nesterov", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "multistep", "cosine", "piecewise")
 AUGMENTATIONS: tuple[str, ...] = ("crop-flip", "flip", "none")
+MAX_EPOCHS = 100_000  # a budget past this is a typo (the papers train 100 to 160 epochs)
+
+
+def scaled_epochs(epochs: int, scale: float) -> int:
+    """``epochs * scale`` rounded, at least 1; a scale that is not a positive finite number
+    or a budget past :data:`MAX_EPOCHS` is a :class:`BenchError`."""
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise BenchError(f"the budget scale must be a positive finite number, got {scale}")
+    scaled = epochs * scale
+    if scaled > MAX_EPOCHS:
+        raise BenchError(f"a budget scale of {scale:g} makes {epochs} epochs {scaled:.3g}, "
+                         f"past the limit of {MAX_EPOCHS}")
+    return max(1, round(scaled))
 
 
 @dataclass(frozen=True)
@@ -48,8 +61,8 @@ class Recipe:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1, got {self.epochs}")
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            problems.append(f"epochs must be between 1 and {MAX_EPOCHS}, got {self.epochs}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:

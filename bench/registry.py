@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from bench.harness import RunContext
+    from bench.store import RunSpec
 
 ENTRY_POINT_GROUP = "bench.methods"
 BUILTIN_PACKAGES = ("baselines", "methods")
@@ -55,6 +56,15 @@ class Method:
     def run(self, ctx: RunContext) -> nn.Module:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def check(self, spec: RunSpec, train_images_per_class: int | None) -> None:
+        """Raise :class:`BenchError` when ``spec`` cannot run (called before anything
+        trains). ``train_images_per_class`` is the class-balanced training set's size per
+        class (None: the whole split)."""
+
+    def planned_epochs(self, spec: RunSpec) -> int:
+        """Epochs this method trains in all for ``spec`` (the grid's time estimate)."""
+        return spec.recipe.epochs
+
 
 _REGISTRY: dict[str, type[Method]] = {}
 _LOADED = False
@@ -88,7 +98,12 @@ def load_plugins() -> None:
     for package_name in BUILTIN_PACKAGES:
         package = importlib.import_module(package_name)
         for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package_name}.{info.name}")
+            module = f"{package_name}.{info.name}"
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # one broken module must not break every command
+                PLUGIN_WARNINGS.append(f"module {module} failed to load and its methods are "
+                                       f"unavailable: {type(exc).__name__}: {exc}")
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry.load()
@@ -109,8 +124,16 @@ def get_method(name: str) -> type[Method]:
     """The method class for ``name``; an unknown name is a one-line error listing valid ones."""
     registry = methods()
     if name not in registry:
-        raise BenchError(f"unknown method {name!r}; valid methods: {', '.join(registry)}")
+        raise BenchError(unknown_method_message(name, registry))
     return registry[name]
+
+
+def unknown_method_message(name: str, registry: dict[str, type[Method]]) -> str:
+    """``unknown method 'x'; valid methods: ...`` plus any plugin that failed to load."""
+    text = f"unknown method {name!r}; valid methods: {', '.join(registry)}"
+    if PLUGIN_WARNINGS:
+        text += " (" + "; ".join(PLUGIN_WARNINGS) + ")"
+    return text
 
 
 def hparam_fields(cls: type[Method]) -> list[tuple[str, Any, Any]]:

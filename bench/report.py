@@ -32,7 +32,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.presets import PRESETS, RECIPES, Preset, get_preset
-from bench.recipe import Recipe
+from bench.recipe import Recipe, scaled_epochs
 from bench.store import RunSpec, RunStore
 
 FORMATS = ("plain", "md", "latex", "csv")
@@ -214,7 +214,9 @@ def _row(spec: dict[str, Any], status: str, key: str, path: str,
         "layer_collapse": metrics.get("layer_collapse"),
         "seconds": budget.get("all_phases_train_seconds"),
         "setup": json.dumps(setup, sort_keys=True),
-        "group": json.dumps({k: v for k, v in spec.items() if k != "seed"}, sort_keys=True),
+        # runs of one spec on other data pool here; the data fingerprint is in the key
+        "group": json.dumps({k: v for k, v in spec.items() if k not in ("seed", "data")},
+                            sort_keys=True),
         "path": path,
     }
 
@@ -224,7 +226,7 @@ def frame_from_records(records: Iterable[tuple[Path | str, dict[str, Any]]]) -> 
     rows = []
     for path, record in records:
         spec = record["spec"]
-        key = record.get("key") or RunSpec.from_record(spec).key
+        key = RunSpec.from_record(spec).grid_key  # the key a preset's grid names
         rows.append(_row(spec, record["status"], key, str(path), record.get("metrics"),
                          record.get("budget"), record.get("error")))
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
@@ -320,8 +322,7 @@ def grid_options(args: argparse.Namespace) -> GridOptions:
     scale = getattr(args, "budget_scale", 1.0)
     if scale is None:
         scale = 1.0
-    if not scale > 0:
-        raise BenchError(f"--budget-scale must be > 0, got {scale}")
+    scaled_epochs(1, scale)  # a scale that is not positive and finite: one error line
     width = getattr(args, "width", None)
     if width is not None and not width > 0:
         raise BenchError(f"--width must be > 0, got {width}")

@@ -1,31 +1,43 @@
 """Run specs, their stable keys, and the on-disk store of records and checkpoints.
 
-``results/runs/<key>/record.json`` holds one run. Every write goes to a
-temporary name and is renamed, so a crash never leaves a half-written file that
-looks finished.
+``results/runs/<key>/record.json`` holds one run, beside its artifact
+``model-<sha256 prefix>.bpa``, its checkpoints, its claims (``bench.claims``) and an
+append-only ``events.log``. Every write goes to a unique temporary name and is renamed,
+so a crash never leaves a half-written file that looks finished, and a record is never
+replaced by a worse one: a finished result stays until a new finished one replaces it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench import claims
 from bench.errors import BenchError
+from bench.fsutil import write_json_atomic
 from bench.recipe import Recipe
+
+__all__ = ["RunSpec", "RunStore", "UnreadableRecord", "write_json_atomic", "read_record_file",
+           "validate_record"]
 
 # Bump only when the harness changes what an unchanged spec computes: every key moves.
 SUITE_KEY_VERSION = 1
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
 RECORD_NAME = "record.json"
-ARTIFACT_NAME = "model.bpa"
+EVENTS_NAME = "events.log"
+ARTIFACT_PREFIX, ARTIFACT_SUFFIX = "model-", ".bpa"
 STATUSES = ("running", "finished", "failed", "diverged")
+# A record is replaced only by one of at least its rank: finished and diverged are results.
+STATUS_RANK = {"running": 0, "failed": 0, "diverged": 1, "finished": 2}
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class RunSpec:
     test_subset: int | None = None
     method_version: int = 1
     value_codec: str = "float32"
+    data: str | None = None
 
     def canonical(self) -> dict[str, Any]:
         """The JSON-ready dict that defines the key (defaults omitted, floats as floats)."""
@@ -72,13 +85,27 @@ class RunSpec:
             out["test_subset"] = int(self.test_subset)
         if self.value_codec != "float32":
             out["value_codec"] = self.value_codec
+        if self.data is not None:
+            out["data"] = self.data
         return out
 
     @property
     def key(self) -> str:
-        """16 hex digits of the SHA-256 of the canonical JSON."""
+        """16 hex digits of the SHA-256 of the canonical JSON: the run's folder name.
+
+        With ``data`` (the fingerprint of the arrays the run trains and tests on) the key
+        names the run on exactly that data; other images give another key.
+        """
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def grid_key(self) -> str:
+        """The key without the data fingerprint: what a preset's grid names before loading."""
+        return replace(self, data=None).key
+
+    def with_data(self, fingerprint: str) -> RunSpec:
+        return replace(self, data=fingerprint)
 
     def to_record(self) -> dict[str, Any]:
         """The spec as stored in a record: the full recipe, not only its non-defaults."""
@@ -105,8 +132,9 @@ class RunSpec:
                 test_subset=data.get("test_subset"),
                 method_version=int(data.get("method_version", 1)),
                 value_codec=data.get("value_codec", "float32"),
+                data=data.get("data"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, BenchError) as exc:
             raise BenchError(f"spec in record is incomplete or malformed: {exc}") from exc
 
     def label(self) -> str:
@@ -122,28 +150,52 @@ class UnreadableRecord(BenchError):
     """A record file exists but cannot be parsed; the run is redone, the file kept aside."""
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary name beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=False, allow_nan=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+REQUIRED_METRICS = {"test_accuracy": (int, float), "test_loss": (int, float),
+                    "artifact_bytes": int, "artifact_file": str}
+
+
+def validate_record(data: Any, where: str) -> dict[str, Any]:
+    """``data`` if it is a whole run record, else :class:`UnreadableRecord` saying what lacks.
+
+    Every record needs a status and a spec the suite can rebuild; a finished one needs its
+    metrics (accuracy and loss as finite numbers, the artifact's name and size).
+    """
+    if not isinstance(data, dict) or data.get("status") not in STATUSES:
+        raise UnreadableRecord(f"unreadable record {where}: not a run record (no valid status)")
+    if not isinstance(data.get("spec"), dict):
+        raise UnreadableRecord(f"unreadable record {where}: no spec")
+    try:
+        RunSpec.from_record(data["spec"])
+    except BenchError as exc:
+        raise UnreadableRecord(f"unreadable record {where}: {exc}") from None
+    if data["status"] == "finished":
+        metrics = data.get("metrics")
+        if not isinstance(metrics, dict):
+            raise UnreadableRecord(f"unreadable record {where}: finished but has no metrics")
+        for name, kind in REQUIRED_METRICS.items():
+            value = metrics.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool) or (
+                    isinstance(value, float) and not math.isfinite(value)):
+                raise UnreadableRecord(
+                    f"unreadable record {where}: finished but metric {name!r} is "
+                    f"{'missing' if value is None else repr(value)}")
+    return data
 
 
 def read_record_file(path: Path) -> dict[str, Any]:
-    """Parse one record file; any problem is an :class:`UnreadableRecord` naming the file."""
+    """Parse and validate one record file; any problem is an :class:`UnreadableRecord`."""
     try:
         with open(path) as f:
             data = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnreadableRecord(f"unreadable record {path}: {exc}") from exc
-    if not isinstance(data, dict) or "spec" not in data or data.get("status") not in STATUSES:
-        raise UnreadableRecord(f"unreadable record {path}: not a run record")
-    return data
+    return validate_record(data, str(path))
+
+
+def artifact_name(sha256: str) -> str:
+    """The artifact's file name: its content hash, so a new artifact never overwrites the
+    one a finished record names (a forced rerun keeps the old result until it has its own)."""
+    return f"{ARTIFACT_PREFIX}{sha256[:16]}{ARTIFACT_SUFFIX}"
 
 
 class RunStore:
@@ -158,8 +210,8 @@ class RunStore:
     def record_path(self, key: str) -> Path:
         return self.run_dir(key) / RECORD_NAME
 
-    def artifact_path(self, key: str) -> Path:
-        return self.run_dir(key) / ARTIFACT_NAME
+    def artifact_path(self, key: str, name: str) -> Path:
+        return self.run_dir(key) / name
 
     def checkpoint_path(self, key: str, phase: str) -> Path:
         return self.run_dir(key) / "checkpoints" / f"{phase}.ckpt"
@@ -180,8 +232,56 @@ class RunStore:
         os.replace(path, aside)
         return aside
 
-    def write(self, key: str, record: dict[str, Any]) -> None:
+    def write(self, key: str, record: dict[str, Any]) -> bool:
+        """Write ``record`` unless the store holds a better one (a result beats no result).
+
+        Returns whether it was written. Claims make a run's writer unique; this rule is
+        what keeps a finished result when a stale worker or ``--force`` writes after it.
+        """
+        try:
+            current = self.read(key)
+        except UnreadableRecord:
+            current = None
+        if current is not None and (STATUS_RANK[current["status"]]
+                                    > STATUS_RANK[record["status"]]):
+            return False
         write_json_atomic(self.record_path(key), record)
+        return True
+
+    def event(self, key: str, event: str, **details: Any) -> None:
+        """Append one line to the run's ``events.log`` (who did what when; O_APPEND)."""
+        line = json.dumps({"time": time.time(), "event": event, **claims.owner_info(),
+                           **details}) + "\n"
+        path = self.run_dir(key) / EVENTS_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def events(self, key: str) -> list[dict[str, Any]]:
+        """The run's events, oldest first (a torn last line is skipped)."""
+        path = self.run_dir(key) / EVENTS_NAME
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def claim(self, key: str) -> claims.Claim | None:
+        """A lease on the run (None: another live worker holds it); see :mod:`bench.claims`."""
+        return claims.acquire(self.run_dir(key))
+
+    def remove_other_artifacts(self, key: str, keep: str) -> None:
+        """Delete artifacts of earlier attempts (the record names ``keep``)."""
+        for path in self.run_dir(key).glob(f"{ARTIFACT_PREFIX}*{ARTIFACT_SUFFIX}"):
+            if path.name != keep:
+                path.unlink(missing_ok=True)
 
     def clear_checkpoints(self, key: str) -> None:
         shutil.rmtree(self.run_dir(key) / "checkpoints", ignore_errors=True)

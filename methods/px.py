@@ -337,6 +337,7 @@ class _PX(PruneAtInit):
     Hparams = PXHparams
     rounds: ClassVar[int] = 100
     variant: ClassVar[PXVariant]
+    uses_pruning_set = True
 
     def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
         batches = (x for x, _ in pruning_batches(ctx))

@@ -71,7 +71,9 @@ def test_missing_runs_and_grown_artifacts_are_regressions(baseline, tmp_path, ca
     assert main(["compare", str(snapshot), str(tmp_path / "grown.json")]) == 1
     assert "artifact grew by 10 B" in capsys.readouterr().out
     assert main(["compare", str(snapshot), str(tmp_path / "grown.json"),
-                 "--bytes-growth", "0.01"]) == 0
+                 "--bytes-growth", "0.01"]) == 1  # same environment: exact, no tolerance
+    assert main(["compare", str(snapshot), str(tmp_path / "grown.json"),
+                 "--bytes-growth", "0.01", "--exact", "never"]) == 0
 
     one_seed = dict(data, records=[r for r in data["records"] if r["spec"]["seed"] == 0])
     (tmp_path / "one.json").write_text(json.dumps(one_seed))
@@ -89,7 +91,7 @@ def test_missing_runs_and_grown_artifacts_are_regressions(baseline, tmp_path, ca
     ('{"format": "bench-results", "version": 1, "records": [', "unreadable snapshot"),
     ('{"format": "other"}', "not a bench-results file"),
     ('{"format": "bench-results", "version": 99, "records": []}', "version 99"),
-    ('{"format": "bench-results", "version": 1, "records": [{"x": 1}]}', "malformed records"),
+    ('{"format": "bench-results", "version": 1, "records": [{"x": 1}]}', "not a run record"),
 ])
 def test_a_corrupt_snapshot_exits_2_with_one_line(baseline, tmp_path, capsys, content, message):
     bad = tmp_path / "bad.json"

@@ -49,9 +49,14 @@ def test_spec_round_trips_through_a_record():
     assert again == spec and again.key == spec.key
 
 
+METRICS = {"test_accuracy": 50.0, "test_loss": 1.5, "artifact_bytes": 10,
+           "artifact_file": "model-0.bpa"}
+
+
 def test_atomic_write_and_read(tmp_path):
     store = RunStore(tmp_path)
-    record = {"status": "finished", "spec": SPEC.to_record(), "key": SPEC.key}
+    record = {"status": "finished", "spec": SPEC.to_record(), "key": SPEC.key,
+              "metrics": METRICS}
     store.write(SPEC.key, record)
     assert store.read(SPEC.key) == record
     assert [p.name for p in store.run_dir(SPEC.key).iterdir()] == ["record.json"]

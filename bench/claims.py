@@ -1,0 +1,195 @@
+"""Run claims: an atomic lease per run, so any number of workers run each spec once.
+
+A claim is a file ``claim.<generation>.json`` in the run's folder, created with
+``O_CREAT | O_EXCL`` (atomic on local filesystems and on NFS v3+). The worker that
+creates generation g+1 owns the run; generation g must be released, or stale: its
+heartbeat (the file's modification time, touched every ``ttl / 4`` seconds by a
+background thread) older than ``ttl``, or its owner a process of this host that no longer
+exists. Only the newest generation is kept. A worker that finds a newer generation than
+its own has lost its claim (it was paused past the ttl) and writes nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.fsutil import HOST, unique_token, write_json_atomic
+
+CLAIM_TTL_ENV = "BENCH_CLAIM_TTL"
+DEFAULT_CLAIM_TTL = 300.0  # seconds: generous for clock skew between hosts of a cluster
+_CLAIM_RE = re.compile(r"^claim\.(\d+)\.json$")
+
+
+def claim_ttl() -> float:
+    """The lease time in seconds: ``$BENCH_CLAIM_TTL``, else 300."""
+    text = os.environ.get(CLAIM_TTL_ENV)
+    try:
+        return float(text) if text else DEFAULT_CLAIM_TTL
+    except ValueError:
+        return DEFAULT_CLAIM_TTL
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of ``pid`` on this host (field 22 of /proc/pid/stat), to tell pid reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def owner_info() -> dict[str, Any]:
+    """Who this worker is: host, pid, its start time, Slurm job and task where present."""
+    info: dict[str, Any] = {"host": HOST, "pid": os.getpid(),
+                            "pid_start": _process_start(os.getpid())}
+    for name, env in (("slurm_job", "SLURM_JOB_ID"), ("slurm_array_task", "SLURM_ARRAY_TASK_ID")):
+        if os.environ.get(env):
+            info[name] = os.environ[env]
+    return info
+
+
+def _owner_dead(owner: dict[str, Any]) -> bool:
+    """True when the owner was a process of this host that has ended."""
+    if owner.get("host") != HOST or not isinstance(owner.get("pid"), int):
+        return False
+    start = _process_start(owner["pid"])
+    return start is None or (owner.get("pid_start") is not None and start != owner["pid_start"])
+
+
+def generations(folder: Path) -> list[int]:
+    """The claim generations present in a run folder, ascending."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(int(m.group(1)) for n in names if (m := _CLAIM_RE.match(n)))
+
+
+def claim_path(folder: Path, generation: int) -> Path:
+    return folder / f"claim.{generation}.json"
+
+
+def read_claim(path: Path) -> dict[str, Any] | None:
+    """A claim's content (None when gone); a file still being written reads as ``{}``."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def claim_state(folder: Path, ttl: float | None = None) -> tuple[str, dict[str, Any], int]:
+    """``("free" | "held" | "stale", claim content, generation)`` of the newest claim."""
+    ttl = claim_ttl() if ttl is None else ttl
+    gens = generations(folder)
+    if not gens:
+        return "free", {}, 0
+    path = claim_path(folder, gens[-1])
+    data = read_claim(path)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        data = None
+    if data is None:  # removed while we looked: someone is acting on it
+        return "held", {}, gens[-1]
+    if data.get("released"):
+        return "free", data, gens[-1]
+    owner = data.get("owner", {})
+    if age > ttl or _owner_dead(owner):
+        return "stale", data, gens[-1]
+    return "held", {**data, "heartbeat_age": age}, gens[-1]
+
+
+@dataclass
+class Claim:
+    """A held lease on one run; :meth:`valid` says whether it is still ours."""
+
+    folder: Path
+    generation: int
+    token: str
+    ttl: float
+    lost: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> Path:
+        return claim_path(self.folder, self.generation)
+
+    def valid(self) -> bool:
+        """Ours while our file holds our token and no newer generation exists."""
+        if self.lost:
+            return False
+        data = read_claim(self.path)
+        if not data or data.get("token") != self.token or data.get("released"):
+            self.lost = True
+        elif claim_path(self.folder, self.generation + 1).exists():
+            self.lost = True
+        return not self.lost
+
+    def beat(self) -> bool:
+        """Touch the heartbeat; returns whether the claim is still ours."""
+        if not self.valid():
+            return False
+        try:
+            os.utime(self.path)
+        except FileNotFoundError:
+            self.lost = True
+        return not self.lost
+
+    def start_heartbeat(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(max(0.2, self.ttl / 4)):
+                if not self.beat():
+                    return
+
+        self._thread = threading.Thread(target=loop, name="bench-claim-heartbeat", daemon=True)
+        self._thread.start()
+
+    def release(self, note: dict[str, Any] | None = None) -> None:
+        """Stop the heartbeat and mark the claim released (the file stays as the newest)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.valid():
+            data = read_claim(self.path) or {}
+            write_json_atomic(self.path, {**data, "released": True, **(note or {})})
+
+
+def acquire(folder: Path, ttl: float | None = None) -> Claim | None:
+    """Claim the run in ``folder``, or None when another live worker holds it."""
+    ttl = claim_ttl() if ttl is None else ttl
+    folder.mkdir(parents=True, exist_ok=True)
+    state, _, newest = claim_state(folder, ttl)
+    if state == "held":
+        return None
+    generation = newest + 1  # the generation after the one observed, never a later listing's
+    token = unique_token()
+    path = claim_path(folder, generation)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return None  # another worker took this generation first
+    content = json.dumps({"token": token, "generation": generation, "owner": owner_info(),
+                          "claimed": time.time()}).encode()
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    for old in generations(folder):  # dead or released: only the newest generation is kept
+        if old < generation:
+            claim_path(folder, old).unlink(missing_ok=True)
+    claim = Claim(folder, generation, token, ttl)
+    claim.start_heartbeat()
+    return claim

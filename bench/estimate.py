@@ -1,0 +1,107 @@
+"""How long a grid will take here, said before it starts: runs, epochs and a rough time.
+
+Each architecture's training step is timed on this device for a few steps (a fresh
+dense model, the recipe's batch size); a run costs its method's planned epochs at that
+rate plus its evaluations. Masked layers, scoring and compile time are not in the figure:
+it is a lower bound of the right order, not a promise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bench.data import DeviceData
+from bench.engine import EngineOptions, make_optimizer, model_input, prepare_model
+from bench.models import build_model
+from bench.registry import get_method
+from bench.store import RunSpec, RunStore, UnreadableRecord
+
+TIMED_STEPS = 3
+EVAL_COST = 1 / 3  # an image evaluated costs about a third of one trained
+
+
+@dataclass
+class GridEstimate:
+    """What a grid holds and roughly what it costs on this device."""
+
+    runs: int
+    done: int
+    to_train: int
+    epochs: int
+    seconds: float
+    device: str
+
+    def line(self) -> str:
+        head = f"{self.to_train} of {self.runs} runs to train ({self.epochs} epochs)"
+        if self.done:
+            head += f", {self.done} already in the store"
+        if not self.to_train:
+            return head
+        return f"{head}; about {format_duration(self.seconds)} on {self.device}"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> float:
+    """Seconds of one training step of ``spec``'s dense model at its batch size, here."""
+    model = prepare_model(build_model(spec.model, data.num_classes, seed=0, **spec.model_kwargs),
+                          options)
+    optimizer = make_optimizer(model.parameters(), spec.recipe, options)
+    batches = data.train_batches(spec.recipe.batch_size, 0, 0, spec.recipe.augment)
+    model.train()
+    elapsed = []
+    for _, (x, y) in zip(range(TIMED_STEPS + 1), batches):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(model_input(x, options)).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if options.cuda:
+            torch.cuda.synchronize(options.device)
+        elapsed.append(time.perf_counter() - t0)
+    return min(elapsed[1:] or elapsed)  # the first step warms caches up
+
+
+def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data, options: EngineOptions
+                  ) -> GridEstimate:
+    """Count what ``specs`` hold against ``store`` and time each architecture once."""
+    done, epochs, seconds = 0, 0, 0.0
+    pending = []
+    for spec in specs:
+        try:
+            record = store.read(spec.key)
+        except UnreadableRecord:
+            record = None
+        if record is not None and record["status"] in ("finished", "diverged"):
+            done += 1
+        else:
+            pending.append(spec)
+    rates: dict[str, float] = {}
+    for spec in pending:
+        cls = get_method(spec.method)
+        planned = cls(cls.Hparams(**spec.hparams)).planned_epochs(spec)
+        epochs += planned
+        loaded = data.get(spec.dataset, spec.train_subset, spec.test_subset)
+        shape = repr((spec.model, sorted(spec.model_kwargs.items()), spec.dataset,
+                      spec.train_subset, spec.recipe.batch_size))
+        if shape not in rates:
+            rates[shape] = step_seconds(spec, loaded, options)
+        steps = loaded.steps_per_epoch(spec.recipe.batch_size)
+        evals = planned if options.eval_every else 1
+        eval_steps = len(loaded.test_y) / spec.recipe.batch_size * EVAL_COST
+        seconds += rates[shape] * (planned * steps + evals * eval_steps)
+    device = options.device.type
+    if device == "cpu":
+        device = f"cpu, {torch.get_num_threads()} threads"
+    return GridEstimate(len(specs), done, len(pending), epochs, seconds, device)

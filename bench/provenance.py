@@ -1,0 +1,144 @@
+"""Where a result was computed: device, instruction set, threads, library and code versions.
+
+The *numeric environment* is what can change a run's numbers for the same spec and data:
+the device, the CPU instruction-set level oneDNN dispatches on (AVX2, AVX-512, AMX), the
+thread count, torch and numpy versions, and the speed switches. Its fingerprint is stored
+in every record; two records of one spec are expected to be bit-identical only when their
+fingerprints (and the code) agree, and ``bench compare`` compares exactly only then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import bench
+from bench.errors import BenchError
+
+THREADS_ENV = "BENCH_THREADS"
+_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads(workers: int = 1) -> int:
+    """``$BENCH_THREADS``, else the available CPUs split between ``workers``: never more
+    threads than cores (on a 2-core box, 2 threads where 1 core was busy ran 8x slower)."""
+    text = os.environ.get(THREADS_ENV)
+    if text:
+        return parse_threads(text, THREADS_ENV)
+    return max(1, available_cpus() // max(1, workers))
+
+
+def parse_threads(text: str | int, what: str = "--threads") -> int:
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        raise BenchError(f"{what} must be a whole number of threads, got {text!r}") from None
+    if not 1 <= n <= 1024:
+        raise BenchError(f"{what} must be between 1 and 1024, got {n}")
+    return n
+
+
+def set_threads(n: int) -> None:
+    """torch's intra-op thread count for this process (results depend on it on CPU)."""
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set flags of this CPU that decide oneDNN's kernels (Linux only)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [f for f in _CPU_FLAGS if f in present]
+    return []
+
+
+def numeric_environment(device: torch.device, switches: dict[str, bool]) -> dict[str, Any]:
+    """The fields that can change a run's numbers (see the module docstring)."""
+    env: dict[str, Any] = {
+        "device_type": device.type,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": cpu_flags(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        **switches,
+    }
+    if device.type == "cuda":
+        env["device"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def fingerprint(numeric: dict[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of the numeric environment."""
+    text = json.dumps(numeric, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def environment(device: torch.device, switches: dict[str, bool]) -> dict[str, Any]:
+    """What every record stores: a readable device name, the numeric environment and its
+    fingerprint, and the versions of Python, the suite and its code."""
+    numeric = numeric_environment(device, switches)
+    if device.type == "cuda":
+        name = numeric["device"]
+    else:
+        cpu = platform.processor() or platform.machine()
+        name = f"cpu ({cpu}, {numeric['cpu_capability']}, {numeric['threads']} threads)"
+    return {
+        "device": name,
+        "fingerprint": fingerprint(numeric),
+        "numeric": numeric,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "bench": bench.__version__,
+        "git_commit": git_commit(),
+        **switches,
+    }
+
+
+def describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``threads 2 -> 1, torch a -> b``: how two numeric environments differ."""
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys
+                     if old.get(k) != new.get(k)) or "no difference"
+
+
+def git_commit() -> str | None:
+    """The suite's git commit (with ``+dirty`` for uncommitted changes), or None outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=10,
+        )
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
