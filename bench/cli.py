@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 import typing
 from collections.abc import Sequence
@@ -236,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.provenance import default_threads, parse_threads, set_threads
     from bench.store import RunStore
 
+    signal.signal(signal.SIGTERM, _terminated)  # kill and Slurm's preemption: save, then go
     specs_unbound = grid_specs(args)
     if args.eval_every < 0:
         raise BenchError("--eval-every must be >= 0")
@@ -270,6 +272,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("done: " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
     bad = [o for o in outcomes if o.status in ("failed", "diverged")]
     return EXIT_RUN_FAILED if bad else 0
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def grid_specs(args: argparse.Namespace) -> list[Any]:

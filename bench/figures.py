@@ -34,6 +34,7 @@ import pandas as pd
 
 from bench import report
 from bench.errors import BenchError
+from bench.fsutil import check_writable_folder
 from bench.presets import PRESETS, get_preset
 
 if TYPE_CHECKING:
@@ -889,6 +890,7 @@ def command(args: argparse.Namespace) -> int:
     With ``--paper``, exit status 1 says the protocol's grid is not complete (what is there
     is drawn, what is missing is listed).
     """
+    check_writable_folder(args.out, "--out")
     with_preset = bool(args.paper or args.preset)
     report._check_grid_options(args, with_preset, "--paper or --preset")
     options = report.grid_options(args)

@@ -7,6 +7,7 @@ shared filesystem never collide), is flushed to disk, and is renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -64,24 +65,32 @@ def sha256_file(path: Path) -> str:
 
 
 def check_writable_folder(path: Path, what: str) -> None:
-    """A BenchError unless ``path`` is (or can be made as) a folder this process can write;
-    creates nothing."""
+    """A BenchError unless ``path`` is (or can be made as) a folder this process can write.
+
+    Proven by writing: folders it had to make for the proof are removed again, so a
+    command that fails later leaves nothing behind.
+    """
     from bench.errors import BenchError
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise BenchError(f"{what} {path} is a file, not a folder")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise BenchError(f"{what} {path} cannot be made: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BenchError(f"{what} {path} is not writable ({existing} is read-only for this user)")
-    if path.exists():
+    made = []
+    try:
+        missing = path
+        while not missing.exists():
+            made.append(missing)
+            missing = missing.parent
+        if not missing.is_dir():
+            raise BenchError(f"{what} {path} cannot be made: {missing} is a file")
+        for folder in reversed(made):
+            folder.mkdir()
         probe = temporary_path(path / "write-check")
-        try:
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise BenchError(f"{what} {path} is not writable: {exc.strerror or exc}") from None
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"{what} {path} is not writable: {exc.strerror or exc}") from None
+    finally:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()

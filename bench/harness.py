@@ -264,6 +264,7 @@ def _attempt(spec: RunSpec, claim: Any, store: RunStore, data: DataCache,
     key = spec.key
     if force:
         store.clear_checkpoints(key)
+    store.remove_temporary_files(key)  # left by killed writers: only the claim holder writes
     env = environment(options.device, options.switches())
     mixed = _environment_check(store, spec, env, echo)
     record: dict[str, Any] = {

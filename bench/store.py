@@ -283,6 +283,11 @@ class RunStore:
             if path.name != keep:
                 path.unlink(missing_ok=True)
 
+    def remove_temporary_files(self, key: str) -> None:
+        """Delete the run's half-written temporary files (of writers that were killed)."""
+        for path in self.run_dir(key).rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
     def clear_checkpoints(self, key: str) -> None:
         shutil.rmtree(self.run_dir(key) / "checkpoints", ignore_errors=True)
 

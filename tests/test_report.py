@@ -267,7 +267,8 @@ def test_filters_metric_and_group_by(stores, capsys):
     (["--methods", "snpi"], "--methods: no runs of snpi in the store; present: "),
     (["--models", "vgg16"], "--models: no runs of vgg16"),
     (["--budget-scale", "0.1"], "--budget-scale only select a preset's runs: add --preset"),
-    (["--preset", "px-cifar10-resnet20", "--budget-scale", "0"], "must be a positive finite number"),
+    (["--preset", "px-cifar10-resnet20", "--budget-scale", "0"],
+     "must be a positive finite number"),
     (["--format", "docx"], "invalid choice: 'docx'"),
     (["--preset", "huge"], "invalid choice: 'huge'"),
 ])

@@ -1,0 +1,60 @@
+"""The CI regression gate: the committed smoke reference holds for the unchanged suite on
+this machine and fails for a real regression (a codec that inverts every mask)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import artifact
+from bench.cli import main
+from bench.models import prunable_layers
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "results" / "reference" / "smoke-cpu.json"
+SMOKE = ["run", "--methods", "random", "--preset", "smoke", "--densities", "0.5", "--seeds", "0",
+         "--device", "cpu", "--no-progress"]
+
+
+def gate(candidate: Path, *extra: str) -> int:
+    return main(["compare", str(REFERENCE), str(candidate), "--allow-missing",
+                 "--single-seed-drop", "0.5", "--bytes-growth", "0.01", *extra])
+
+
+def inverted_load(path):
+    """``artifact.load`` with the bug of a codec that swaps kept and pruned positions."""
+    model = REAL_LOAD(path)
+    with torch.no_grad():
+        for _, layer in prunable_layers(model):
+            if layer.mask is None:
+                continue
+            kept = layer.mask.bool()
+            values = layer.weight[kept]
+            swapped = torch.zeros_like(layer.weight)
+            slots = (~kept).nonzero(as_tuple=True)
+            n = min(len(values), len(slots[0]))
+            swapped[tuple(s[:n] for s in slots)] = values[:n]
+            layer.weight.copy_(swapped)
+            layer.mask = (~kept).to(layer.mask.dtype)
+    return model
+
+
+REAL_LOAD = artifact.load
+
+
+@pytest.mark.slow
+def test_gate_holds_unchanged_and_catches_an_inverted_mask(cifar10_dir, tmp_path, monkeypatch,
+                                                          capsys):
+    assert main([*SMOKE, "--data-dir", str(cifar10_dir), "--results", str(tmp_path / "ok")]) == 0
+    capsys.readouterr()
+    assert gate(tmp_path / "ok") == 0
+    assert gate(tmp_path / "ok", "--exact", "never") == 0
+    out = capsys.readouterr().out
+    assert "1 regressions" not in out and "0 regressions" in out
+
+    monkeypatch.setattr(artifact, "load", inverted_load)
+    assert main([*SMOKE, "--data-dir", str(cifar10_dir), "--results", str(tmp_path / "bad")]) == 0
+    capsys.readouterr()
+    assert gate(tmp_path / "bad") == 1  # exact here, seed spread on another machine
+    assert "REGRESSION" in capsys.readouterr().out
+    assert gate(tmp_path / "bad", "--exact", "never") == 1  # and by the seed spread alone
