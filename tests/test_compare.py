@@ -100,3 +100,42 @@ def test_a_corrupt_snapshot_exits_2_with_one_line(baseline, tmp_path, capsys, co
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert main(["compare", str(tmp_path / "nope.json"), str(baseline)]) == 2
+
+
+def _finished(seed: int, accuracy: float, env: str, nbytes: int = 1000) -> dict:
+    spec = {"method": "random", "model": "resnet20", "dataset": "cifar10", "density": 0.5,
+            "seed": seed, "recipe": {"epochs": 2}, "method_version": 1}
+    return {"status": "finished", "key": f"k{seed}{env}", "spec": spec,
+            "environment": {"fingerprint": env},
+            "metrics": {"test_accuracy": accuracy, "test_loss": 2.0, "artifact_bytes": nbytes,
+                        "artifact_file": "m.bpa"}}
+
+
+BASE = [_finished(0, 30.0, "A"), _finished(1, 32.0, "A"), _finished(2, 34.0, "A")]
+
+
+def test_same_environment_is_exact_and_another_is_judged_by_the_seed_spread():
+    from statistics import NormalDist
+
+    from bench.compare import Tolerances, compare
+
+    tol = Tolerances(single_seed_drop=0.5)
+    (row,) = compare(BASE, [_finished(0, 30.0, "A")], tol)
+    assert (row.mode, row.regression, row.verdict) == ("exact", False, "unchanged")
+    (row,) = compare(BASE, [_finished(0, 30.1, "A")], tol)  # better, but not reproduced
+    assert row.mode == "exact" and row.regression and "same environment" in row.verdict
+    (row,) = compare(BASE, [_finished(0, 30.0, "A", nbytes=1001)], tol)
+    assert row.regression and "grew by 1 B" in row.note
+    # another machine: the seed spread (sd 2 over seeds 0-2) allows z*2*sqrt(1/3+1)
+    allowed = NormalDist().inv_cdf(1 - 0.05) * 2.0 * (1 / 3 + 1) ** 0.5
+    assert 3.7 < allowed < 3.9
+    (row,) = compare(BASE, [_finished(0, 32.0 - allowed + 0.01, "B")], tol)
+    assert (row.mode, row.regression) == ("seed spread", False)
+    (row,) = compare(BASE, [_finished(0, 32.0 - allowed - 0.01, "B")], tol)
+    assert (row.mode, row.regression, row.verdict) == ("seed spread", True, "worse")
+    (row,) = compare(BASE, [_finished(0, 30.1, "A")], Tolerances(exact="never"))
+    assert row.mode == "seed spread" and not row.regression
+    (row,) = compare(BASE, [{**_finished(0, 30.1, "A"),
+                             "spec": {**_finished(0, 30.1, "A")["spec"], "method_version": 2}}],
+                     tol)
+    assert row.mode == "seed spread"  # a new method version is meant to move results

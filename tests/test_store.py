@@ -75,3 +75,51 @@ def test_unreadable_record_is_named_and_set_aside(tmp_path, content):
         assert list(store.records()) == []
     aside = store.set_aside(SPEC.key)
     assert aside.exists() and not path.exists() and aside.read_text() == content
+
+
+def _record(status: str, **extra) -> dict:
+    record = {"status": status, "spec": SPEC.to_record(), "key": SPEC.key, **extra}
+    if status == "finished":
+        record["metrics"] = METRICS
+    return record
+
+
+def test_a_record_is_never_replaced_by_a_worse_status(tmp_path):
+    store = RunStore(tmp_path)
+    assert store.write(SPEC.key, _record("running"))
+    assert store.write(SPEC.key, _record("failed"))
+    assert store.write(SPEC.key, _record("running"))  # a retry of a failure
+    assert store.write(SPEC.key, _record("diverged"))
+    assert not store.write(SPEC.key, _record("running"))
+    assert store.write(SPEC.key, _record("finished", attempt=1))
+    for worse in ("running", "failed", "diverged"):
+        assert not store.write(SPEC.key, _record(worse))
+        assert store.read(SPEC.key)["status"] == "finished"
+    assert store.write(SPEC.key, _record("finished", attempt=2))  # --force's new result
+    assert store.read(SPEC.key)["attempt"] == 2
+
+
+@pytest.mark.parametrize("record, problem", [
+    ({"status": "finished", "spec": {}}, "spec in record is incomplete"),
+    ({"status": "finished"}, "no spec"),
+    ({"status": "finished", "spec": SPEC.to_record()}, "finished but has no metrics"),
+    ({"status": "finished", "spec": SPEC.to_record(),
+      "metrics": {**METRICS, "test_accuracy": float("nan")}}, "metric 'test_accuracy' is nan"),
+    ({"status": "finished", "spec": SPEC.to_record(),
+      "metrics": {k: v for k, v in METRICS.items() if k != "artifact_bytes"}},
+     "metric 'artifact_bytes' is missing"),
+])
+def test_records_that_cannot_be_used_are_unreadable(tmp_path, record, problem):
+    path = tmp_path / "k" / "record.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(record))
+    with pytest.raises(UnreadableRecord, match=problem):
+        RunStore(tmp_path).read("k")
+
+
+def test_temporary_names_are_unique_per_write(tmp_path):
+    from bench.fsutil import temporary_path
+
+    names = {temporary_path(tmp_path / "x.ckpt").name for _ in range(100)}
+    assert len(names) == 100 and all(n.startswith(".x.ckpt.") and n.endswith(".tmp")
+                                     for n in names)
