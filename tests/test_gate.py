@@ -58,3 +58,24 @@ def test_gate_holds_unchanged_and_catches_an_inverted_mask(cifar10_dir, tmp_path
     assert gate(tmp_path / "bad") == 1  # exact here, seed spread on another machine
     assert "REGRESSION" in capsys.readouterr().out
     assert gate(tmp_path / "bad", "--exact", "never") == 1  # and by the seed spread alone
+
+
+AVX2 = ROOT / "results" / "reference" / "smoke-cpu-avx2.json"
+
+
+def test_the_reference_admits_the_same_suite_run_on_another_cpu_type():
+    """The smoke grid's seed 0 as an AVX2-only machine computed it (the previous committed
+    reference, same code path and data, keys from before the data fingerprint) passes the
+    gate against the AVX-512/AMX reference by the seed-spread rule, with no exact match."""
+    from bench.compare import Tolerances, compare, load_result_set
+
+    baseline = load_result_set(REFERENCE)
+    for record in baseline:
+        record["spec"].pop("data")  # the older records name no data fingerprint
+    candidate = load_result_set(AVX2)
+    assert {r["environment"]["device"] for r in candidate} == {"cpu (x86_64, 2 threads)"}
+    rows = compare(baseline, candidate, Tolerances(single_seed_drop=0.5, bytes_growth=0.01,
+                                                   allow_missing=True))
+    assert len(rows) == 15 and {r.mode for r in rows} == {"seed spread"}
+    assert not [r for r in rows if r.regression]
+    assert any(r.delta_points != 0 for r in rows)  # the machines really differ
