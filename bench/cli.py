@@ -232,12 +232,21 @@ def _method_items(text: str | None, preset_methods: Sequence[str], args: argpars
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``bench run``: the grid, with SIGTERM handled as an interrupt while it runs."""
+    # kill and Slurm's preemption: save like Ctrl-C, then go (restored when the command ends)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from bench.engine import EngineOptions, configure_backends
     from bench.harness import DataCache, run_grid
     from bench.provenance import default_threads, parse_threads, set_threads
     from bench.store import RunStore
 
-    signal.signal(signal.SIGTERM, _terminated)  # kill and Slurm's preemption: save, then go
     specs_unbound = grid_specs(args)
     if args.eval_every < 0:
         raise BenchError("--eval-every must be >= 0")
