@@ -296,7 +296,11 @@ def _exact_seeds(base: Side, cand: Side) -> list[int]:
 
 
 def _compare_exact(row: Row, base: Side, cand: Side, seeds: list[int]) -> None:
+    """Seed against same seed; the row shows the means of those seeds only."""
     row.mode = "exact"
+    row.baseline_accuracy = statistics.fmean(base.accuracy[s] for s in seeds)
+    row.candidate_accuracy = statistics.fmean(cand.accuracy[s] for s in seeds)
+    row.delta_points = row.candidate_accuracy - row.baseline_accuracy
     changed = [s for s in seeds if (base.accuracy[s], base.loss.get(s), base.bytes[s])
                != (cand.accuracy[s], cand.loss.get(s), cand.bytes[s])]
     if changed:

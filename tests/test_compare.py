@@ -122,6 +122,7 @@ def test_same_environment_is_exact_and_another_is_judged_by_the_seed_spread():
     tol = Tolerances(single_seed_drop=0.5)
     (row,) = compare(BASE, [_finished(0, 30.0, "A")], tol)
     assert (row.mode, row.regression, row.verdict) == ("exact", False, "unchanged")
+    assert (row.baseline_accuracy, row.delta_points) == (30.0, 0.0)  # seed 0 against seed 0
     (row,) = compare(BASE, [_finished(0, 30.1, "A")], tol)  # better, but not reproduced
     assert row.mode == "exact" and row.regression and "same environment" in row.verdict
     (row,) = compare(BASE, [_finished(0, 30.0, "A", nbytes=1001)], tol)
