@@ -74,6 +74,8 @@ class RunContext:
     store: RunStore
     search: SearchCost = field(default_factory=SearchCost)
     phases: list[dict[str, Any]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Findings a method reports about this run (degenerate pruning rounds, say): recorded."""
 
     @property
     def density(self) -> float:
@@ -354,12 +356,15 @@ def _run(
          "resumed_at_epoch": p["resumed_at_epoch"], "log": p["log"]}
         for p in ctx.phases
     ]
-    return {
+    out = {
         "metrics": metrics,
         "budget": budget,
         "phases": phases,
         "log": final["log"] if final else [],
     }
+    if ctx.notes:
+        out["method_notes"] = ctx.notes
+    return out
 
 
 def check_finite(model: nn.Module) -> None:

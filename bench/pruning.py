@@ -4,9 +4,15 @@ Every pruning method uses these, so thresholds, tie handling and schedules are t
 for all: a method only says how it scores weights.
 
 - ``global``: one threshold over all prunable tensors pooled; ``layerwise``: the same
-  density in every tensor. Both keep exactly ``round(density * n)`` weights (ties at the
-  cut broken by position), and weights already pruned are never revived.
+  density in every tensor. Weights already pruned are never revived.
+- the cut: ``exact`` keeps exactly ``round(density * n)`` weights (ties at the cut broken
+  by position); ``kthvalue`` is the authors' rule (Synaptic-Flow's ``_global_mask``, used
+  by the PX, SNIP, GraSP and SynFlow reference code): prune the ``int((1 - density) * n)``
+  smallest scores and every score tied with the largest of them.
 - the iterative schedule keeps ``density ** (r / R)`` after round r of R (SynFlow's).
+- a round whose live scores are all equal (all zero, say) is *degenerate*: the criterion
+  ranks nothing, so that round prunes nothing (never by position), and :func:`prune`
+  reports it; a degenerate last round is an error, since the target is not reached.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
     from bench.store import RunSpec
 
 Scope = Literal["global", "layerwise"]
+Cut = Literal["exact", "kthvalue"]
+CUTS: tuple[str, ...] = ("exact", "kthvalue")
 Scores = dict[str, Tensor]
 PRUNING_IMAGES_PER_CLASS = 10
 PRUNING_BATCH_SIZE = 256
@@ -70,19 +78,57 @@ def _top(flat: Tensor, k: int) -> Tensor:
     return keep
 
 
-def select_masks(model: nn.Module, scores: Scores, density: float, scope: Scope = "global"
-                 ) -> dict[str, Tensor]:
-    """Boolean masks keeping the highest scores at ``density`` (global or per tensor)."""
+def _above_kthvalue(flat: Tensor, density: float) -> Tensor:
+    """The authors' cut: prune the ``int((1-density) n)`` smallest and all tied with them.
+
+    Already-pruned entries (-inf) count among the ``n``, as the authors' zero scores do.
+    With fewer than one weight to prune, the mask stays as it is.
+    """
+    pruned = int((1.0 - density) * flat.numel())
+    if pruned < 1:
+        return flat > float("-inf")
+    return flat > flat.kthvalue(pruned).values
+
+
+def _cut(flat: Tensor, density: float, cut: Cut) -> Tensor:
+    if cut == "exact":
+        return _top(flat, kept_count(flat.numel(), density))
+    if cut == "kthvalue":
+        return _above_kthvalue(flat, density)
+    raise ValueError(f"unknown cut {cut!r}; valid: {', '.join(CUTS)}")
+
+
+def is_degenerate(live: Tensor) -> bool:
+    """True when the live (finite-or-NaN, not pruned) scores of ``live`` are all equal."""
+    values = live[live > float("-inf")]
+    return values.numel() > 1 and bool(values.max() == values.min())
+
+
+def _live(model: nn.Module, scores: Scores) -> dict[str, Tensor]:
     layers = prunable_layers(model)
     missing = [name for name, _ in layers if name not in scores]
     if missing:
         raise KeyError(f"no scores for prunable tensors {missing}")
-    live = {name: _live_scores(layer, scores[name]) for name, layer in layers}
+    return {name: _live_scores(layer, scores[name]) for name, layer in layers}
+
+
+def degenerate_scores(model: nn.Module, scores: Scores, scope: Scope = "global") -> bool:
+    """Whether ``scores`` rank nothing: equal over all live weights (of a tensor, layerwise)."""
+    live = _live(model, scores)
     if scope == "layerwise":
-        return {name: _top(s.flatten(), kept_count(s.numel(), density)).reshape(s.shape)
+        return any(is_degenerate(s.flatten()) for s in live.values())
+    return is_degenerate(torch.cat([s.flatten().cpu() for s in live.values()]))
+
+
+def select_masks(model: nn.Module, scores: Scores, density: float, scope: Scope = "global",
+                 cut: Cut = "exact") -> dict[str, Tensor]:
+    """Boolean masks keeping the highest scores at ``density`` (global or per tensor)."""
+    live = _live(model, scores)
+    if scope == "layerwise":
+        return {name: _cut(s.flatten(), density, cut).reshape(s.shape)
                 for name, s in live.items()}
     flat = torch.cat([s.flatten().cpu() for s in live.values()])
-    keep = _top(flat, kept_count(flat.numel(), density))
+    keep = _cut(flat, density, cut)
     masks, offset = {}, 0
     for name, s in live.items():
         masks[name] = keep[offset:offset + s.numel()].reshape(s.shape)
@@ -102,13 +148,43 @@ def prune(
     density: float,
     rounds: int = 1,
     scope: Scope = "global",
-) -> None:
+    cut: Cut = "exact",
+    on_degenerate: Callable[[nn.Module, int], None] | None = None,
+) -> list[int]:
     """Score and mask ``model`` in ``rounds`` rounds down to ``density`` (exponential schedule).
 
-    ``score(model)`` sees the current masked model each round.
+    ``score(model)`` sees the current masked model each round. A degenerate round (see the
+    module's docstring) leaves the masks alone and calls ``on_degenerate(model, round)``;
+    the 1-based numbers of those rounds are returned. A degenerate last round raises
+    :class:`BenchError`.
     """
-    for round_density in exponential_schedule(density, rounds):
-        apply_masks(model, select_masks(model, score(model), round_density, scope))
+    degenerate = []
+    for index, round_density in enumerate(exponential_schedule(density, rounds), start=1):
+        scores = score(model)
+        if degenerate_scores(model, scores, scope):
+            degenerate.append(index)
+            if on_degenerate is not None:
+                on_degenerate(model, index)
+            if index == rounds:
+                raise BenchError(
+                    f"pruning round {index} of {rounds} is degenerate: the scores are equal "
+                    "over all live weights, so they rank nothing and the target density "
+                    f"{density:g} cannot be reached without keeping weights by position "
+                    f"(degenerate rounds: {_ranges(degenerate)})")
+            continue
+        apply_masks(model, select_masks(model, scores, round_density, scope, cut))
+    return degenerate
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and spans[-1][1] == n - 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
 def weight_gradients(model: nn.Module) -> Scores:
@@ -143,6 +219,12 @@ class PruneAtInitHparams:
     """Hyperparameters every pruning-at-initialisation method has."""
 
     scope: Scope = "global"
+    cut: Cut = "exact"
+    """``exact``: keep round(d n), ties by position; ``kthvalue``: the authors' cut."""
+
+    def __post_init__(self) -> None:
+        if self.cut not in CUTS:
+            raise ValueError(f"cut must be one of {', '.join(CUTS)}, got {self.cut!r}")
 
 
 class PruneAtInit(Method):
@@ -167,10 +249,21 @@ class PruneAtInit(Method):
     def scores(self, model: nn.Module, ctx: RunContext) -> Scores:  # pragma: no cover
         raise NotImplementedError
 
+    def explain_degenerate(self, model: nn.Module, ctx: RunContext) -> dict[str, Any]:
+        """What a degenerate round's record should say besides its number (PX: float64 check)."""
+        return {}
+
     def run(self, ctx: RunContext) -> nn.Module:
         t0 = time.perf_counter()
         rounds = getattr(self.hparams, "rounds", self.rounds)
-        prune(ctx.model, lambda m: self.scores(m, ctx), ctx.density, rounds, self.hparams.scope)
+        notes: list[dict[str, Any]] = []
+
+        def degenerate(model: nn.Module, index: int) -> None:
+            notes.append({"round": index, **self.explain_degenerate(model, ctx)})
+            ctx.notes["degenerate_rounds"] = notes
+
+        prune(ctx.model, lambda m: self.scores(m, ctx), ctx.density, rounds,
+              self.hparams.scope, self.hparams.cut, degenerate)
         ctx.search.seconds += time.perf_counter() - t0
         ctx.train()
         return ctx.model

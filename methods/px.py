@@ -22,25 +22,41 @@ The objective is ``R = sum(z1 * z2)`` summed over the pruning batches. The score
 weight is ``|dR/d(theta^2)| * theta^2`` (non-negative). Max pooling stays a max in
 both copies; average pooling is linear and needs nothing.
 
-Two variants share this code, and :class:`PXVariant` lists how they differ:
+Three variants share this code, and :class:`PXVariant` lists how they differ:
 
-- ``px`` reproduces the authors' code (iurada/px-ntk-pruning, ``lib/pruners.py``,
-  HEAD of Feb 2025). Copies 2 and 3 are in train mode, so BatchNorm normalises
+- ``px`` reproduces the authors' current code (iurada/px-ntk-pruning, ``lib/pruners.py``,
+  HEAD ed6c40e of Feb 2025). Copies 2 and 3 are in train mode, so BatchNorm normalises
   with batch statistics. Their weight transform loops over ``state_dict`` names and
   leaves out every entry whose name contains ``"bn"`` or ``"fc"``. As a result:
   (a) the classifier ``fc`` keeps its signed weights and bias in both copies, so its
   score is ``|dR/dtheta| * theta^2``; (b) a BatchNorm whose module name lacks
   ``"bn"`` (the ResNet shortcut's ``shortcut.1``) is transformed like a conv: its
   affine parameters are set to 1 in copy 2 (so beta becomes 1) and squared in copy 3.
-  Running statistics are also transformed there, but train mode never reads them.
-  Copy 3 runs on ``ones_like(x)`` for every batch, with one backward per batch.
-  A consequence, reproduced here and worth knowing: on BatchNorm nets ``px``'s objective
-  is zero except for rounding. Train-mode BN on identical all-ones samples gives every
-  channel a spatial mean of beta = 0. The features that reach the global average pool
-  are sums of BN outputs (ResNet, VGG-16-BN, ConvMixer), so the pooled features are 0,
-  and so is z2 up to the classifier's constant bias. The gradient of R is then 0 in
-  exact arithmetic, and the scores are float32 rounding residue: they shrink by about
-  1e9 in float64, and they depend on device and reduction order.
+  Copy 3 runs on ``ones_like(x)`` for every batch, with one backward per batch. Global
+  pooling is ``F.avg_pool2d(x, x.size(-1))`` as in the authors' models, and masks are cut
+  the authors' way (``kthvalue``, ties at the threshold pruned; :mod:`bench.pruning`).
+  **The objective is degenerate on BatchNorm nets.** Train-mode BN on identical all-ones
+  samples gives every channel a spatial mean of beta = 0, the features reaching the
+  global pool are sums of BN outputs, so copy 3's pooled features are 0 in exact
+  arithmetic (2.7e-7 in float32, 8.9e-15 in float64, measured on ResNet-20) and so is
+  the gradient of R: float64 scores are about 1e9 smaller, and the float32 masks are
+  made by rounding. Which rounding decides: the model's ``AdaptiveAvgPool2d(1)`` returns
+  exactly 0.0 on up to 7 of 64 channels where ``F.avg_pool2d`` returns none, the
+  classifier's scores there are 0, and with the model's pooling 3, 11 and 18 layers
+  emptied at densities 0.5, 0.1, 0.02 (10 % accuracy). With the authors' pooling and
+  cut, the seed-0 ResNet-20's per-layer kept counts equal the authors' code's at all
+  three densities (``tests/test_conformance.py``), no layer emptied. A reader of the
+  paper should know that this code does not compute the paper's bound on such nets:
+  ``px-2024`` is what the paper ran, ``px-clean`` is the bound itself.
+- ``px-2024`` reproduces the release that came with the paper (commit 82ce2bf, April
+  2024, auxiliary model ``resnet20_no_act``, as ``launch_scripts/cifar10.sh`` runs it).
+  All three copies are in train mode, the gates included; copy 2 sets the prunable
+  weights to 1 but leaves biases and every BatchNorm as they are, and runs on ``x``
+  (not ``x ** 2``); copy 3 squares every ``state_dict`` entry whose name lacks ``"bn"``
+  (the classifier's weight and bias, the shortcut BN's affine parameters) and also runs
+  on the images, not on ones; the score is ``|dR/d(theta^2)| * theta^4``. Its objective
+  does not vanish. Its masks are cut the authors' way too. The PX protocol presets use
+  it as the paper's PX.
 - ``px-clean`` implements the paper's equations. BatchNorm is the identity in both
   auxiliary copies: the module is swapped for ``nn.Identity``, so neither the
   normalisation nor the affine map takes part. At initialisation (gamma 1, beta 0,
@@ -82,11 +98,12 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -95,6 +112,7 @@ from bench.models import PRUNABLE_TYPES, prunable_layers
 from bench.models.resnet import ShortcutA
 from bench.models.vit import VisionTransformer
 from bench.pruning import (
+    Cut,
     PruneAtInit,
     PruneAtInitHparams,
     Scores,
@@ -120,24 +138,45 @@ Role = Literal["activation", "kernel"]
 
 @dataclass(frozen=True)
 class PXVariant:
-    """What distinguishes ``px`` (the authors' code) from ``px-clean`` (the paper)."""
+    """What distinguishes the PX codes: ``px`` (authors' HEAD), ``px-2024``, ``px-clean``."""
 
+    gate_mode: Literal["eval", "train"]
+    """BatchNorm of copy 1 (the gate network): running statistics, or the batch's."""
     batchnorm: Literal["train", "identity"]
     """BatchNorm in copies 2 and 3: batch statistics (train mode), or swapped for Identity."""
     signed_classifier: bool
     """Prunable layers whose name contains ``fc`` keep signed weights and bias in 2 and 3."""
-    unnamed_bn_as_weights: bool
-    """BatchNorms whose name lacks ``bn``: affine params set to 1 in copy 2, squared in 3."""
-    kernel_input: Literal["per-batch", "single"]
-    """Copy 3 on ``ones_like(x)`` for each batch (backward each), or once on one image."""
+    biases_in_activation_copy: Literal["one", "kept"]
+    """Copy 2's biases: set to 1 (edges from a unit of value 1), or left as they are."""
+    unnamed_bn_as_weights: frozenset[Role]
+    """Copies in which BatchNorms whose name lacks ``bn`` are transformed like weights."""
+    activation_input: Literal["squared", "images"]
+    """Copy 2 runs on ``x ** 2`` (HEAD, the paper) or on ``x`` (the 2024 release)."""
+    kernel_input: Literal["ones-per-batch", "images-per-batch", "single"]
+    """Copy 3 per batch on ``ones_like(x)`` or on ``x`` (backward each), or once on one image."""
+    weight_power: int
+    """Score = ``|dR/d(theta^2)| * theta ** weight_power`` (2; the 2024 release: 4)."""
+    pooling: Literal["adaptive", "window"]
+    """Global pooling in copies 2 and 3: the model's own, or ``F.avg_pool2d`` over the whole
+    map as the authors' models do (their rounding keeps the all-ones features non-zero)."""
     dtype: torch.dtype
     """Of copies 2 and 3 (the gate network always runs the live model's dtype)."""
 
 
-FAITHFUL = PXVariant(batchnorm="train", signed_classifier=True, unnamed_bn_as_weights=True,
-                     kernel_input="per-batch", dtype=torch.float32)
-CLEAN = PXVariant(batchnorm="identity", signed_classifier=False, unnamed_bn_as_weights=False,
-                  kernel_input="single", dtype=torch.float64)
+FAITHFUL = PXVariant(gate_mode="eval", batchnorm="train", signed_classifier=True,
+                     biases_in_activation_copy="one",
+                     unnamed_bn_as_weights=frozenset({"activation", "kernel"}),
+                     activation_input="squared", kernel_input="ones-per-batch", weight_power=2,
+                     pooling="window", dtype=torch.float32)
+RELEASE_2024 = PXVariant(gate_mode="train", batchnorm="train", signed_classifier=False,
+                         biases_in_activation_copy="kept",
+                         unnamed_bn_as_weights=frozenset({"kernel"}),
+                         activation_input="images", kernel_input="images-per-batch",
+                         weight_power=4, pooling="window", dtype=torch.float32)
+CLEAN = PXVariant(gate_mode="eval", batchnorm="identity", signed_classifier=False,
+                  biases_in_activation_copy="one", unnamed_bn_as_weights=frozenset(),
+                  activation_input="squared", kernel_input="single", weight_power=2,
+                  pooling="adaptive", dtype=torch.float64)
 
 
 def check_supported(model: nn.Module) -> None:
@@ -246,6 +285,22 @@ def _to_path_values(tensors: Iterable[Tensor | None], role: Role) -> None:
             t.square_()
 
 
+class WindowAvgPool(nn.Module):
+    """Global average pooling as the authors' models write it: ``F.avg_pool2d(x, width)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, x.shape[-1])
+
+
+def _transform_prunable(module: nn.Module, name: str, variant: PXVariant, role: Role) -> None:
+    if variant.signed_classifier and CLASSIFIER_KEY in name:
+        return
+    if role == "activation" and variant.biases_in_activation_copy == "kept":
+        _to_path_values((module.weight,), role)
+    else:
+        _to_path_values((module.weight, module.bias), role)
+
+
 def auxiliary_copy(model: nn.Module, variant: PXVariant, role: Role,
                    bank: GateBank | None = None) -> nn.Module:
     """Copy 2 (``role="activation"``, gates from ``bank``) or copy 3 (``"kernel"``) of ``model``.
@@ -261,22 +316,78 @@ def auxiliary_copy(model: nn.Module, variant: PXVariant, role: Role,
     with torch.no_grad():
         for name, module in list(net.named_modules()):
             if isinstance(module, PRUNABLE_TYPES):
-                if not (variant.signed_classifier and CLASSIFIER_KEY in name):
-                    _to_path_values((module.weight, module.bias), role)
+                _transform_prunable(module, name, variant, role)
                 if role == "kernel":
                     module.weight.requires_grad_(True)
             elif isinstance(module, _BatchNorm):
                 if variant.batchnorm == "identity":
                     _replace(net, name, nn.Identity())
-                elif variant.unnamed_bn_as_weights and BN_KEY not in name:
+                elif role in variant.unnamed_bn_as_weights and BN_KEY not in name:
                     _to_path_values((module.weight, module.bias), role)
             elif isinstance(module, ACTIVATIONS):
                 gate = FixedGate(name, bank) if role == "activation" else nn.Identity()
                 _replace(net, name, gate)
+            elif (isinstance(module, nn.AdaptiveAvgPool2d) and variant.pooling == "window"
+                  and module.output_size in (1, (1, 1))):
+                _replace(net, name, WindowAvgPool())
     return net
 
 
 # ---------------------------------------------------------------- scores
+
+
+@dataclass
+class _Copies:
+    """The three networks of one scoring pass."""
+
+    gate: nn.Module
+    bank: GateBank
+    activation: nn.Module
+    kernel: nn.Module
+
+
+def _copies(model: nn.Module, variant: PXVariant) -> _Copies:
+    gate = copy.deepcopy(model).train(variant.gate_mode == "train")
+    bank = GateBank()
+    return _Copies(gate, bank, auxiliary_copy(model, variant, "activation", bank),
+                   auxiliary_copy(model, variant, "kernel"))
+
+
+def _objective(nets: _Copies, batches: Iterable[Tensor], variant: PXVariant,
+               count: Callable[[int, int], None], backward: bool) -> Tensor:
+    """R summed over ``batches``; with ``backward`` its gradient lands in copy 3's weights."""
+    total: Tensor | None = None
+    z1_total: Tensor | None = None
+    shape = None
+    for x in batches:
+        shape = x.shape[1:]
+        nets.bank.load(record_gates(nets.gate, x))
+        count(len(x), 0)
+        x2 = x.to(variant.dtype)
+        with torch.no_grad():
+            z1 = nets.activation(x2.square() if variant.activation_input == "squared" else x2)
+        nets.bank.check_consumed()
+        count(len(x), 0)
+        if variant.kernel_input == "single":
+            z1_total = z1.sum(0) if z1_total is None else z1_total + z1.sum(0)
+            continue
+        z2 = nets.kernel(torch.ones_like(x2) if variant.kernel_input == "ones-per-batch" else x2)
+        r = (z1 * z2).sum()
+        if backward:
+            r.backward()
+        count(len(x), int(backward))
+        total = r.detach() if total is None else total + r.detach()
+    if shape is None:
+        raise BenchError("px needs at least one pruning batch")
+    if z1_total is not None:
+        device = next(nets.kernel.parameters()).device
+        z2 = nets.kernel(torch.ones(1, *shape, dtype=variant.dtype, device=device))
+        total = (z1_total * z2).sum()
+        if backward:
+            total.backward()
+        count(1, int(backward))
+    assert total is not None
+    return total.detach()
 
 
 def px_scores(
@@ -285,56 +396,54 @@ def px_scores(
     variant: PXVariant,
     count: Callable[[int, int], None] | None = None,
 ) -> Scores:
-    """``|dR/d(theta^2)| * theta^2`` for every prunable weight of ``model`` (left untouched).
+    """``|dR/d(theta^2)| * theta^p`` for every prunable weight of ``model`` (left untouched).
 
     ``batches`` yields input batches ``x``. ``count(images, backward)`` is told every
     forward pass (the search cost). With ``variant.signed_classifier`` the classifier's
     gradient is taken with respect to its signed weight, as the authors' code does.
     """
     check_supported(model)
-    count = count or (lambda images, backward: None)
-    gate_net = copy.deepcopy(model).eval()
-    bank = GateBank()
-    activation_net = auxiliary_copy(model, variant, "activation", bank)
-    kernel_net = auxiliary_copy(model, variant, "kernel")
-    z1_total: Tensor | None = None
-    shape = None
-    for x in batches:
-        shape = x.shape[1:]
-        bank.load(record_gates(gate_net, x))
-        count(len(x), 0)
-        with torch.no_grad():
-            z1 = activation_net(x.to(variant.dtype).square())
-        bank.check_consumed()
-        count(len(x), 0)
-        if variant.kernel_input == "per-batch":
-            z2 = kernel_net(torch.ones_like(x, dtype=variant.dtype))
-            (z1 * z2).sum().backward()
-            count(len(x), 1)
-        else:
-            z1_total = z1.sum(0) if z1_total is None else z1_total + z1.sum(0)
-    if shape is None:
-        raise BenchError("px needs at least one pruning batch")
-    if variant.kernel_input == "single":
-        device = next(kernel_net.parameters()).device
-        z2 = kernel_net(torch.ones(1, *shape, dtype=variant.dtype, device=device))
-        (z1_total * z2).sum().backward()
-        count(1, 1)
-    grads = weight_gradients(kernel_net)
+    nets = _copies(model, variant)
+    _objective(nets, batches, variant, count or (lambda images, backward: None), backward=True)
+    grads = weight_gradients(nets.kernel)
     live = dict(prunable_layers(model))
-    return {name: grads[name].detach().abs() * live[name].weight.detach().to(variant.dtype).square()
+    return {name: grads[name].detach().abs()
+            * live[name].weight.detach().to(variant.dtype).pow(variant.weight_power)
             for name in grads}
+
+
+def px_objective(model: nn.Module, batches: Iterable[Tensor], variant: PXVariant) -> float:
+    """The objective R itself (no gradient), in ``variant``'s dtype."""
+    check_supported(model)
+    nets = _copies(model, variant)
+    with torch.no_grad():
+        return float(_objective(nets, batches, variant, lambda i, b: None, backward=False))
 
 
 @dataclass(frozen=True)
 class PXHparams(PruneAtInitHparams):
+    """The authors' schedule and cut: 100 rounds, ``kthvalue`` (ties at the cut pruned).
+
+    Their objective's scores tie a lot (float32 residue, exact zeros): with the suite's
+    ``exact`` cut the tie-break by position moved single layers by up to 7 % of their size
+    at density 0.5; with their cut the per-layer counts equal theirs.
+    """
+
+    rounds: int = 100
+    cut: Cut = "kthvalue"
+
+
+@dataclass(frozen=True)
+class PXCleanHparams(PruneAtInitHparams):
+    """100 rounds with the suite's exact cut (the paper's equations rarely tie)."""
+
     rounds: int = 100
 
 
 class _PX(PruneAtInit):
     """Shared plugin: ``variant`` says which PX."""
 
-    Hparams = PXHparams
+    Hparams: ClassVar[type] = PXHparams
     rounds: ClassVar[int] = 100
     variant: ClassVar[PXVariant]
     uses_pruning_set = True
@@ -344,14 +453,31 @@ class _PX(PruneAtInit):
         return px_scores(model, batches, self.variant,
                          lambda images, backward: ctx.search.count(images, backward=backward))
 
+    def explain_degenerate(self, model: nn.Module, ctx: RunContext) -> dict[str, Any]:
+        """The objective in the run's dtype and in float64: a vanished objective shows there."""
+        batches = [x for x, _ in pruning_batches(ctx)]
+        wide = replace(self.variant, dtype=torch.float64)
+        return {"objective": px_objective(model, batches, self.variant),
+                "objective_float64": px_objective(model, batches, wide)}
+
 
 @register("px")
 class PX(_PX):
-    """PX as the authors' code computes it (BN in train mode, signed classifier, BN-name quirk)."""
+    """PX as the authors' current code computes it (iurada/px-ntk-pruning HEAD, Feb 2025)."""
 
     description = ("pruning at init by path exclusion, NTK-trace bound (Iurada et al. 2024), "
-                   "as the authors' code")
+                   "as the authors' current code")
     variant = FAITHFUL
+    version = 2  # 2: the authors' window pooling in copies 2 and 3 (1 emptied layers)
+
+
+@register("px-2024")
+class PX2024(_PX):
+    """PX as the release that came with the paper computes it (commit 82ce2bf, April 2024)."""
+
+    description = ("pruning at init by path exclusion, NTK-trace bound (Iurada et al. 2024), "
+                   "as the paper's release")
+    variant = RELEASE_2024
 
 
 @register("px-clean")
@@ -361,3 +487,4 @@ class PXClean(_PX):
     description = ("pruning at init by path exclusion, NTK-trace bound (Iurada et al. 2024), "
                    "as the paper's equations")
     variant = CLEAN
+    Hparams = PXCleanHparams

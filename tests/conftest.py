@@ -51,26 +51,23 @@ def _complete(root: Path) -> bool:
     return all((root / "cifar-10-batches-py" / f).is_file() for f in CIFAR10_FILES)
 
 
-@pytest.fixture(scope="session")
-def cifar10_dir() -> Path:
-    """A data dir holding cifar-10-batches-py: a real class-balanced 2000/1000 subset."""
-    env = os.environ.get("BENCH_TEST_DATA")
+def _prepared_cifar10(env_var: str, cache_name: str, script_args: list[str]) -> Path:
+    """The folder ``$env_var`` names, else one the shared JPEG script writes once and caches."""
+    env = os.environ.get(env_var)
     if env:
         root = Path(env)
         if not _complete(root):
-            _unavailable(f"BENCH_TEST_DATA={env} has no complete cifar-10-batches-py folder")
+            _unavailable(f"{env_var}={env} has no complete cifar-10-batches-py folder")
         return root
-    train, test = TEST_SUBSET
-    root = Path(tempfile.gettempdir()) / f"bench-test-cifar10-{train}-{test}"
+    root = Path(tempfile.gettempdir()) / cache_name
     if _complete(root):
         return root
     if not CIFAR10_SCRIPT.is_file():
-        _unavailable(f"no real CIFAR-10: set BENCH_TEST_DATA or provide {CIFAR10_SCRIPT}")
+        _unavailable(f"no real CIFAR-10: set {env_var} or provide {CIFAR10_SCRIPT}")
     staging = Path(tempfile.mkdtemp(prefix=root.name + "-", dir=root.parent))
     try:
-        done = subprocess.run(
-            [sys.executable, str(CIFAR10_SCRIPT), str(staging), "--train", str(train),
-             "--test", str(test)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, str(CIFAR10_SCRIPT), str(staging), *script_args],
+                              capture_output=True, text=True)
         if done.returncode:
             pytest.fail(f"{CIFAR10_SCRIPT} failed:\n{done.stderr}")
         try:
@@ -81,6 +78,20 @@ def cifar10_dir() -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir() -> Path:
+    """A data dir holding cifar-10-batches-py: a real class-balanced 2000/1000 subset."""
+    train, test = TEST_SUBSET
+    return _prepared_cifar10("BENCH_TEST_DATA", f"bench-test-cifar10-{train}-{test}",
+                             ["--train", str(train), "--test", str(test)])
+
+
+@pytest.fixture(scope="session")
+def cifar10_full_dir() -> Path:
+    """All of CIFAR-10 (the reference-mask fixtures were computed on its pruning set)."""
+    return _prepared_cifar10("BENCH_TEST_FULL_DATA", "bench-test-cifar10-full", [])
 
 
 class Py2Pickler(pickle._Pickler):

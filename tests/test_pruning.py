@@ -18,12 +18,14 @@ from torch import nn
 
 from bench.data import DATASETS, DeviceData
 from bench.engine import EngineOptions, state_snapshot, train
+from bench.errors import BenchError
 from bench.harness import SearchCost
 from bench.metrics import model_metrics
 from bench.models import PrunableLinear, build_model, prunable_layers
 from bench.pruning import (
     PRUNING_IMAGES_PER_CLASS,
     apply_masks,
+    degenerate_scores,
     exponential_schedule,
     kept_count,
     prune,
@@ -245,6 +247,73 @@ def test_ties_at_the_cut_are_broken_by_position():
     mask = select_masks(model, {"0": torch.zeros(1, 20)}, 0.25)["0"].flatten()
     kept = torch.nonzero(mask).flatten().tolist()
     assert kept == [0, 1, 2, 3, 4]  # the earliest positions win
+
+
+def test_kthvalue_cut_prunes_the_authors_count_and_every_tie_at_the_threshold():
+    """The authors' rule: prune int((1-d) n) smallest, and all scores equal to the last."""
+    model = nn.Sequential(PrunableLinear(6, 1, bias=False))
+    scores = torch.tensor([[3.0, 1.0, 1.0, 1.0, 2.0, 0.5]])
+    # d = 0.5: prune int(3) -> threshold = 3rd smallest = 1.0 -> every 1.0 goes: 2 kept
+    mask = select_masks(model, {"0": scores}, 0.5, cut="kthvalue")["0"].flatten()
+    assert mask.tolist() == [True, False, False, False, True, False]
+    # the exact cut keeps 3: the two above the tie and the first tied position
+    exact = select_masks(model, {"0": scores}, 0.5, cut="exact")["0"].flatten()
+    assert exact.tolist() == [True, True, False, False, True, False]
+    # fewer than one weight to prune: the mask stays as it is
+    keep_all = select_masks(model, {"0": scores}, 0.9, cut="kthvalue")["0"]
+    assert bool(keep_all.all())
+    with pytest.raises(ValueError, match="unknown cut"):
+        select_masks(model, {"0": scores}, 0.5, cut="nearest")
+
+
+def test_kthvalue_cut_counts_pruned_weights_and_never_revives_them():
+    layer = PrunableLinear(5, 2, bias=False)
+    model = nn.Sequential(layer)
+    layer.set_mask(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool))
+    scores = torch.arange(10.0, 0.0, -1.0).view(2, 5)  # the pruned two score highest
+    mask = select_masks(model, {"0": scores}, 0.5, cut="kthvalue")["0"]
+    # n = 10 counts the pruned two (lowest after masking): prune int(5) -> 3 live ones go
+    assert mask.tolist() == [[False, False, True, True, True], [True, True, False, False, False]]
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_a_round_of_equal_scores_is_degenerate_prunes_nothing_and_is_reported(scope):
+    model = resnet(0.25)
+    before = {}
+    calls = []
+
+    def score(m: nn.Module) -> dict[str, torch.Tensor]:
+        calls.append(len(calls) + 1)
+        if len(calls) == 2:  # round 2: all zero over the live weights
+            before.update(masks_of(m))
+            return {name: torch.zeros(layer.weight.shape) for name, layer in prunable_layers(m)}
+        return magnitude(m)
+
+    seen = []
+    degenerate = prune(model, score, 0.2, rounds=4, scope=scope,
+                       on_degenerate=lambda m, r: seen.append((r, masks_of(m))))
+    assert degenerate == [2] and [r for r, _ in seen] == [2]
+    assert all(torch.equal(before[n], seen[0][1][n]) for n in before)  # round 2 pruned nothing
+    assert model_metrics(model)["parameters_kept"] <= kept_count(total_weights(model), 0.2) + 9
+
+
+def test_degenerate_scores_ignore_pruned_weights():
+    model = nn.Sequential(PrunableLinear(4, 1, bias=False))
+    model[0].set_mask(torch.tensor([[1, 1, 0, 0]], dtype=torch.bool))
+    live_equal = torch.tensor([[0.5, 0.5, 9.0, 1.0]])
+    assert degenerate_scores(model, {"0": live_equal})
+    assert not degenerate_scores(model, {"0": torch.tensor([[0.5, 0.6, 9.0, 9.0]])})
+
+
+def test_a_degenerate_last_round_is_an_error_not_a_positional_mask():
+    model = resnet(0.25)
+
+    def zeros(m: nn.Module) -> dict[str, torch.Tensor]:
+        return {n: torch.zeros(layer.weight.shape) for n, layer in prunable_layers(m)}
+
+    with pytest.raises(BenchError, match="round 1 of 1 is degenerate"):
+        prune(model, zeros, 0.5)
+    assert all(layer.current_mask() is None for _, layer in prunable_layers(model))
 
 
 @pytest.mark.parametrize("scope", ["global", "layerwise"])

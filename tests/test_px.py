@@ -35,11 +35,15 @@ from methods.px import (
     CLEAN,
     FAITHFUL,
     PX,
+    PX2024,
+    RELEASE_2024,
     FixedGate,
     GateBank,
     PXClean,
     PXHparams,
+    WindowAvgPool,
     auxiliary_copy,
+    px_objective,
     px_scores,
     record_gates,
 )
@@ -61,7 +65,7 @@ class FakeData:
 
 def fake_ctx(n: int = 20, shape: tuple[int, ...] = (3, 32, 32)) -> SimpleNamespace:
     return SimpleNamespace(data=FakeData(n, shape), seed=0, search=SearchCost(),
-                           device=torch.device("cpu"))
+                           device=torch.device("cpu"), notes={})
 
 
 def random_masks(model: nn.Module, density: float, seed: int = 0) -> None:
@@ -152,6 +156,81 @@ def test_faithful_scores_keep_the_classifier_signed_as_the_authors_code():
     # the head's gradient is with respect to its signed weight, then times theta^2
     torch.testing.assert_close(scores["fc"].double(), theta2.grad.abs() * theta2.detach() ** 2,
                                rtol=1e-5, atol=1e-7)
+
+
+def enumerated_bound_2024(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 2024 release's R on TinyNet, path by path: both copies see the images.
+
+    z1[n, k] = sum over live paths of gate(n, j) * x[n, i] (weights 1, input not squared);
+    z2[n, k] = sum over live paths of theta_1[j, i]^2 * theta_2[k, j]^2 * x[n, i];
+    R = sum over n and k of z1 * z2.
+    """
+    x = x.double()
+    w1, w2 = (W1 * M1).double(), (W2 * M2).double()
+    gate = (x @ w1.T) > 0
+    v1 = w1.square().requires_grad_(True)
+    v2 = w2.square().requires_grad_(True)
+    z1 = torch.zeros(len(x), 2, dtype=torch.float64)
+    z2 = torch.zeros(len(x), 2, dtype=torch.float64)
+    for i, j, k in itertools.product(range(4), range(3), range(2)):
+        if M1[j, i] * M2[k, j] == 0:
+            continue
+        for n in range(len(x)):
+            z1[n, k] += float(gate[n, j]) * x[n, i]
+            z2[n, k] = z2[n, k] + v1[j, i] * v2[k, j] * x[n, i]
+    return (z1 * z2).sum(), v1, v2
+
+
+def test_2024_release_scores_are_theta4_times_the_derivative_of_its_bound():
+    model = TinyNet()
+    scores = px_scores(model, [X[:2], X[2:]], dataclasses.replace(RELEASE_2024,
+                                                                 dtype=torch.float64))
+    r, v1, v2 = enumerated_bound_2024(X)
+    r.backward()
+    for name, v in (("hidden", v1), ("fc", v2)):
+        torch.testing.assert_close(scores[name].double(), v.grad.abs() * v.detach() ** 2,
+                                   rtol=1e-10, atol=1e-12)
+    assert (scores["hidden"][M1 == 0] == 0).all() and (scores["fc"][M2 == 0] == 0).all()
+
+
+def test_auxiliary_copies_of_the_2024_release():
+    """Copy 2 keeps biases and BatchNorms as they are; copy 3 squares all but named BNs."""
+    model = build_model("resnet20", 10, seed=0, width=0.25)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                m.weight.fill_(1.5)
+                m.bias.fill_(-0.5)
+    act = auxiliary_copy(model, RELEASE_2024, "activation", GateBank())
+    ker = auxiliary_copy(model, RELEASE_2024, "kernel")
+    fc = model.fc
+    assert (act.fc.weight == 1).all() and torch.equal(act.fc.bias, fc.bias)
+    assert torch.equal(ker.fc.weight, fc.weight.square()) and torch.equal(ker.fc.bias,
+                                                                          fc.bias.square())
+    assert (act.blocks[3].shortcut[1].weight == 1.5).all()  # BN untouched in copy 2
+    assert (ker.blocks[3].shortcut[1].weight == 2.25).all()  # squared in copy 3 ("bn" lacks)
+    assert (ker.blocks[3].bn1.weight == 1.5).all()  # named BN untouched
+    assert act.training and ker.training
+    assert isinstance(act.pool, WindowAvgPool) and isinstance(ker.pool, WindowAvgPool)
+
+
+def test_window_pooling_is_the_global_mean():
+    x = torch.randn(3, 5, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(WindowAvgPool()(x), nn.AdaptiveAvgPool2d(1)(x))
+    model = build_model("resnet20", 10, seed=0, width=0.25)
+    assert isinstance(auxiliary_copy(model, FAITHFUL, "kernel").pool, WindowAvgPool)
+    assert isinstance(auxiliary_copy(model, CLEAN, "kernel").pool, nn.AdaptiveAvgPool2d)
+
+
+def test_faithful_objective_vanishes_in_float64_where_float32_leaves_residue():
+    """The check a degenerate round records: R in the run's dtype and in float64."""
+    model = build_model("resnet20", 10, seed=0, width=0.25)
+    ctx = fake_ctx(10, shape=(3, 16, 16))
+    found = PX().explain_degenerate(model, ctx)
+    assert set(found) == {"objective", "objective_float64"}
+    wide = px_objective(model, [ctx.data.x], dataclasses.replace(FAITHFUL, dtype=torch.float64))
+    assert found["objective_float64"] == wide
+    assert abs(wide) < 1e-6 * abs(px_objective(model, [ctx.data.x], RELEASE_2024))
 
 
 def test_gates_are_the_live_networks_pre_activation_signs_and_hooks_go_away():
@@ -300,11 +379,15 @@ def test_other_unsupported_modules_are_refused():
 # ---------------------------------------------------------------------------- plugin, cost
 
 
-def test_both_variants_are_registered_with_100_rounds():
-    assert get_method("px") is PX and get_method("px-clean") is PXClean
-    assert PX.Hparams is PXHparams and PXClean.Hparams is PXHparams
+def test_three_variants_are_registered_with_100_rounds_and_their_cuts():
+    assert (get_method("px"), get_method("px-2024"), get_method("px-clean")) == (
+        PX, PX2024, PXClean)
+    assert PX.Hparams is PXHparams and PX2024.Hparams is PXHparams
     assert PXHparams().rounds == 100 and PXHparams().scope == "global"
-    assert PX.description and PXClean.description
+    assert PXHparams().cut == "kthvalue"  # the authors' cut, as their code prunes
+    assert PXClean.Hparams().rounds == 100 and PXClean.Hparams().cut == "exact"
+    assert PX.description and PX2024.description and PXClean.description
+    assert PX.version == 2 and PXClean.version == 1
 
 
 def test_search_cost_counts_every_pass():
