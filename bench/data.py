@@ -25,12 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bench.augment import erase, pemn_authors
 from bench.errors import BenchError
+from bench.recipe import AUGMENTATIONS
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 NO_DOWNLOAD_ENV = "BENCH_NO_DOWNLOAD"
 DOWNLOAD_TIMEOUT_S = 15.0
-AUGMENTS = ("crop-flip", "flip", "none")
+AUGMENTS = AUGMENTATIONS  # the augmentation names, listed once in bench.recipe
 CROP_PAD = 4
 IMAGE_SHAPE = (3, 32, 32)
 _ROW = 3 * 32 * 32
@@ -396,10 +398,14 @@ def augment_batch(x: Tensor, generator: torch.Generator, kind: str = "crop-flip"
 
     "crop-flip": zero-pad 4, random crop back to size, random horizontal flip (p=0.5);
     "flip": the flip only; "none": unchanged. Draws crop offsets first, then flips.
+    "pemn-authors": bench.augment's flip, RandAugment and ColorJitter; its random erasing
+    acts on normalised images, so only :meth:`DeviceData.augment` applies it.
     """
     _check_augment(kind)
     if kind == "none":
         return x
+    if kind == "pemn-authors":
+        return pemn_authors(x, generator)[0]
     n, dev = x.shape[0], x.device
     if kind == "crop-flip":
         offsets = torch.randint(0, 2 * CROP_PAD + 1, (n, 2), generator=generator, device=dev)
@@ -456,6 +462,16 @@ class DeviceData:
         """float32 ``(x/255 - mean) / std`` per channel."""
         return (x_uint8.float() / 255.0 - self._mean) / self._std
 
+    def augment(self, x_uint8: Tensor, generator: torch.Generator, kind: str) -> Tensor:
+        """``x_uint8`` augmented with ``kind`` (see :func:`augment_batch`), then normalised.
+
+        "pemn-authors" erases its boxes after normalising, to 0 (the channel mean), where the
+        authors' torchvision RandomErasing acts (after Normalize)."""
+        if kind != "pemn-authors":
+            return self.normalize(augment_batch(x_uint8, generator, kind))
+        images, boxes = pemn_authors(x_uint8, generator)
+        return erase(self.normalize(images), boxes, 0.0)
+
     def steps_per_epoch(self, batch_size: int) -> int:
         """Full batches per epoch (drop_last); one batch of all images if fewer than a batch."""
         _check_batch_size(batch_size)
@@ -480,8 +496,7 @@ class DeviceData:
         order = torch.randperm(len(self.train_y), generator=g, device=self.device)
         for step in range(steps):
             idx = order[step * size : (step + 1) * size]
-            x = augment_batch(self.train_x[idx], g, augment)
-            yield self.normalize(x), self.train_y[idx]
+            yield self.augment(self.train_x[idx], g, augment), self.train_y[idx]
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """The test split in order, normalised, unaugmented; the last batch may be short."""
@@ -514,8 +529,7 @@ class DeviceData:
             perm = torch.randperm(len(idx), generator=g, device=self.device)
             picks.append(idx[perm[:per_class]])
         index = torch.cat(picks)
-        x = augment_batch(self.train_x[index], g, augment)
-        return self.normalize(x), self.train_y[index]
+        return self.augment(self.train_x[index], g, augment), self.train_y[index]
 
 
 def _per_channel(values: tuple[float, float, float], device: torch.device) -> Tensor:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from bench.errors import BenchError
 
 OptimizerName = Literal["sgd", "nesterov", "adamw"]
 ScheduleName = Literal["constant", "multistep", "cosine", "piecewise"]
-AugmentName = Literal["crop-flip", "flip", "none"]
+# The one list of augmentation names (bench.data dispatches on them): "crop-flip" (pad 4,
+# random crop, flip), "flip", "none", "pemn-authors" (bench.augment: the PEMN authors'
+# flip, RandAugment(2, 12), ColorJitter(0.2) and RandomErasing(0.2)).
+AugmentName = Literal["crop-flip", "flip", "none", "pemn-authors"]
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "nesterov", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "multistep", "cosine", "piecewise")
-AUGMENTATIONS: tuple[str, ...] = ("crop-flip", "flip", "none")
+AUGMENTATIONS: tuple[str, ...] = get_args(AugmentName)
 MAX_EPOCHS = 100_000  # a budget past this is a typo (the papers train 100 to 160 epochs)
 
 
