@@ -24,6 +24,7 @@ class EdgePopup(MaskLearner):
 
     description = "mask learning on signed-constant random weights (Ramanujan et al. 2020)"
     Hparams = EdgePopupHparams
+    version = 2  # 2: exactly numel - int((1-d) numel) kept at ties, as the authors' GetSubnet
 
     def weight_sources(self, model: nn.Module, seed: int) -> dict[str, RandomWeights]:
         return {name: RandomWeights("signed-constant", seed, stream=i, fan_in=fan_in(layer))

@@ -2,7 +2,10 @@
 
 Every prunable layer gets frozen weights from a :class:`~bench.masking.RandomWeights`
 recipe and trainable scores; the forward pass keeps the top ``density`` fraction of
-``|scores|`` within each layer (straight-through gradient). The optimiser sees the scores
+``|scores|`` within each layer (straight-through gradient): exactly
+``numel - int((1 - density) * numel)`` entries, as the authors' ``GetSubnet`` (Edge-Popup
+and PEMN share it), with exact ties broken as a stable ascending sort breaks them (see
+:func:`bench.masking._largest`). The optimiser sees the scores
 and, optionally, the norm layers' affine parameters; nothing else ever changes. A method
 only says where each layer's weights come from (:meth:`MaskLearner.weight_sources`).
 """

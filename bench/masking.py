@@ -76,18 +76,39 @@ def pruned_count(numel: int, density: float) -> int:
 
 
 def topk_mask(scores: Tensor, density: float) -> Tensor:
-    """Float 0/1 mask keeping the largest ``|scores|`` of one tensor (ties at the cut pruned)."""
+    """Float 0/1 mask keeping exactly ``numel - pruned_count`` of the largest ``|scores|``.
+
+    Ties at the cut are broken as a stable ascending sort would (see :func:`_largest`).
+    """
     return _largest(scores.detach().abs(), density)
 
 
 def _largest(magnitude: Tensor, density: float) -> Tensor:
-    """Float 0/1 mask of the largest entries of a non-negative tensor, by ``kthvalue``
-    on the flattened values (a selection, not a sort)."""
+    """Float 0/1 mask of the largest entries of a non-negative tensor: Edge-Popup's rule.
+
+    The authors' ``GetSubnet`` (allenai/hidden-networks ``utils/conv_type.py``; PEMN's
+    ``src/convmixer/models.py`` is the same) sorts the flattened scores ascending and
+    zeroes the first ``j = int((1 - density) * numel)``: exactly ``numel - j`` are kept,
+    whatever the ties. This computes the same set without a sort: the ``j``-th smallest
+    value ``t`` (``kthvalue``, a selection) splits the entries into below (pruned), above
+    (kept) and tied with ``t``; of the tied ones the first ``j - #below`` in flattened
+    (row-major, whatever the memory layout) order are pruned and the rest kept, which is
+    what ``sort(stable=True)`` gives: on exact ties the earlier position is pruned first.
+    The authors' default ``sort()`` is not stable (on CPU an introsort or x86-simd-sort,
+    on CUDA a bitonic or radix sort), so its order among exact ties is the algorithm's,
+    not a rule; the stable order is the deterministic one and the same on every device.
+    No host synchronisation, so it runs inside compiled graphs on every forward pass.
+    """
     j = pruned_count(magnitude.numel(), density)
     if j <= 0:
         return torch.ones_like(magnitude)
-    threshold = magnitude.flatten().kthvalue(j).values
-    return (magnitude > threshold).to(magnitude.dtype)
+    flat = magnitude.reshape(-1)
+    threshold = flat.kthvalue(j).values
+    tied = flat == threshold
+    tied_to_prune = j - (flat < threshold).sum()
+    keep = (flat > threshold) | (tied & (tied.cumsum(0) > tied_to_prune))
+    out = torch.empty_like(magnitude)  # the input's memory layout (channels_last on CUDA)
+    return out.copy_(keep.view(magnitude.shape))
 
 
 class _TopKStraightThrough(torch.autograd.Function):

@@ -117,6 +117,7 @@ class PEMN(MaskLearner):
 
     paper_bytes_formula = "pemn-eq10"
     Hparams = PEMNHparams
+    version = 2  # 2: exactly numel - int((1-d) numel) kept at ties, as the authors' GetSubnet
 
 
 @register("pemn-mask")
