@@ -9,8 +9,8 @@
 - ``sparsity``: accuracy vs sparsity in the PX paper's Fig. 2 layout: one panel per
   dataset/model, x ticks at the sparsities run, log-spaced in density;
 - ``pemn-bars``: PEMN's bars per architecture (dense, mask, one-layer, MP, RP 1e-1..1e-5);
-- ``pemn-curves``: PEMN against the pruning baselines, accuracy vs size on the paper's own
-  byte convention and on artifact bytes, side by side.
+- ``pemn-curves``: PEMN against the pruning baselines, accuracy vs size on PEMN's count
+  applied to every method alike (bench.paper_bytes) and on artifact bytes, side by side.
 
 ``--paper px|pemn|all`` draws exactly the figures of that protocol from the runs of its
 presets, and lists every run the store lacks with the ``bench run`` command that makes it.
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bench import report
+from bench import paper_bytes, report, spend
 from bench.errors import BenchError
 from bench.fsutil import check_writable_folder
 from bench.presets import PRESETS, get_preset
@@ -477,13 +477,15 @@ def caption_text(table: pd.DataFrame, *, extra: Sequence[str] = (),
     budgets: dict[str, list[str]] = {}
     for r in table.drop_duplicates(["budget", "method"]).itertuples():
         budgets.setdefault(r.budget, []).append(r.method)
-    if len(budgets) == 1:
-        budget_text = f"{next(iter(budgets))} for every method"
+    spent = spend.caption_note(table)
+    if len(budgets) == 1:  # the same total only where no method trained beyond its budget
+        budget_text = (f"{next(iter(budgets))} for every method" if not spent else
+                       f"{next(iter(budgets))} for every method's final training")
     else:
         budget_text = "; ".join(f"{b} for {', '.join(sorted(ms))}"
                                 for b, ms in sorted(budgets.items()))
     seeds = sorted({int(s) for v in table["seeds"] for s in str(v).split(",") if s != ""})
-    parts = [f"Data: {', '.join(data)}.", f"Budget: {budget_text}.",
+    parts = [f"Data: {', '.join(data)}.", f"Budget: {budget_text}.", *([spent] if spent else []),
              f"Final-epoch test accuracy of the decoded artifact, mean ± sample std over "
              f"seeds {', '.join(map(str, seeds))} ({seeds_word}); {len(done)} of "
              f"{len(table)} cells have a finished run."]
@@ -690,7 +692,7 @@ def figure_pemn_bars(table: pd.DataFrame, *, title: str = "PEMN: masks on fixed 
 def figure_pemn_curves(table: pd.DataFrame,
                        *, title: str = "PEMN vs. pruning baselines: accuracy vs. size",
                        extra: Sequence[str] = ()) -> Figure | None:
-    """Per dataset/model: accuracy vs paper-convention bytes and vs artifact bytes."""
+    """Per dataset/model: accuracy vs PEMN's count (every method alike) and vs artifact bytes."""
     from matplotlib.lines import Line2D
 
     panels = [(s, p) for s, p in _panels(table) if p["method_name"].isin(PEMN_FAMILY).any()]
@@ -699,24 +701,18 @@ def figure_pemn_curves(table: pd.DataFrame,
     fig, axes = _new_figure(2 * len(panels), 2, panel=(5.2, 3.9), sharey="row")
     entries: dict[str, Any] = {}
     labels: list[tuple[Axes, Any, Any, Any, float]] = []
-    formulas: dict[str, set[str]] = {}
     multi_budget = _multi_budget(table)
     for k, (setup, part) in enumerate(panels):
         series = series_of(part)
         baseline = [s for s in series if s.name not in PEMN_FAMILY and s.name != "dense"]
         styles = _line_styles(baseline)
-        for s in series:
-            for f in s.rows["paper_formula"]:
-                for one in str(f).split(","):
-                    if one:
-                        formulas.setdefault(one, set()).add(s.name)
         for col, (column, what, convention) in enumerate((
-                ("paper_bytes_mean", "size on the method paper's convention", "paper"),
+                ("pemn_bytes_mean", "size counted as in PEMN (weights only)", "paper"),
                 ("artifact_bytes_mean", "artifact file size", "artifact"))):
             ax = axes[2 * k + col]
             notes: list[tuple[float, float, str]] = []
             drawn: list[tuple[float, float]] = []
-            scale = "paper byte convention" if convention == "paper" else "artifact bytes"
+            scale = "PEMN's count, every method" if convention == "paper" else "artifact bytes"
             _panel_title(ax, f"{setup['title']}\n{scale}", 5.2)
             if not (part["n"] > 0).any():
                 _empty_panel(ax, part)
@@ -767,11 +763,10 @@ def figure_pemn_curves(table: pd.DataFrame,
     for ax, names, notes, drawn, span in labels:  # after a row's panels share their y range
         _annotate(ax, names, span, obstacles=drawn)
         _annotate(ax, notes, span, obstacles=drawn, colour="#aa0000", merge=False)
-    formula_text = "; ".join(f"{f} for {', '.join(sorted(ms))}"
-                             for f, ms in sorted(formulas.items()))
     caption = caption_text(table, extra=[
-        f"Left: each method paper's own byte count ({formula_text}). Right: the real "
-        "artifact file (masks range-coded, random weights as a seed).", *extra])
+        f"Left: {paper_bytes.DEFINITION}. Right: the real artifact file the accuracy was "
+        "measured from (masks range-coded, random weights as a seed, norm and bias tensors "
+        "included).", *extra])
     return _finish(fig, title, caption, entries)
 
 

@@ -120,6 +120,25 @@ PAPER_FORMULAS: dict[str, PaperFormula] = {
 }
 
 
+def mask_bitmap_bytes(prunable: int) -> int:
+    """A 1-bit mask over ``prunable`` weights, in whole bytes: PEMN's cost of the positions."""
+    return -(-prunable // 8)
+
+
+def pemn_sparse_bytes(kept: int, prunable: int) -> int:
+    """PEMN's count for trained sparse weights: 32 bits per kept prunable weight plus the
+    1-bit mask of their positions (none when nothing is pruned); norm and bias tensors are
+    not counted, as PEMN's eq. 10 counts none for its own networks."""
+    return 4 * kept + (mask_bitmap_bytes(prunable) if kept < prunable else 0)
+
+
+PAPER_FORMULAS["pemn-sparse"] = PaperFormula(
+    "PEMN's count for trained weights: 32 bits per kept prunable weight plus a 1-bit mask "
+    "over every prunable weight (none when dense); norm and bias tensors not counted",
+    lambda model, m: pemn_sparse_bytes(m["parameters_kept"], m["parameters_prunable"]),
+)
+
+
 def register_paper_formula(name: str, formula: PaperFormula) -> None:
     """Let a method plugin add its paper's accounting (e.g. PEMN's eq. 10)."""
     PAPER_FORMULAS[name] = formula

@@ -30,14 +30,16 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from bench import spend
 from bench.errors import BenchError
+from bench.paper_bytes import pemn_way_bytes
 from bench.presets import PRESETS, RECIPES, Preset, get_preset
 from bench.recipe import Recipe, scaled_epochs
 from bench.store import RunSpec, RunStore
 
 FORMATS = ("plain", "md", "latex", "csv")
 GROUP_BY = ("density", "sparsity", "compression")
-SIZES = ("artifact", "paper", "stored", "ratio", "none")
+SIZES = ("artifact", "paper", "pemn", "stored", "ratio", "none")
 NOT_FINISHED = ("failed", "diverged", "running", "missing")
 
 
@@ -58,11 +60,12 @@ METRICS: dict[str, Metric] = {
     "artifact_bytes": Metric("artifact_bytes", "artifact size", "bytes", 0),
     "paper_bytes": Metric("paper_bytes", "paper-convention size", "bytes", 0),
     "stored_bytes": Metric("stored_bytes", "stored-convention size", "bytes", 0),
+    "pemn_bytes": Metric("pemn_bytes", "PEMN-convention size", "bytes", 0),
     "compression_ratio": Metric("compression_ratio", "compression ratio dense/artifact", "x", 2),
     "speedup": Metric("speedup", "theoretical speedup (dense/sparse MACs)", "x", 2),
     "seconds": Metric("seconds", "training time", "s", 1),
 }
-BYTE_METRICS = ("artifact_bytes", "paper_bytes", "stored_bytes")
+BYTE_METRICS = ("artifact_bytes", "paper_bytes", "stored_bytes", "pemn_bytes")
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 DATASET_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000)}
@@ -160,13 +163,15 @@ FRAME_COLUMNS = (
     "dataset", "train_subset", "test_subset", "value_codec", "density", "seed", "epochs",
     "budget", "recipe", "status", "error", "accuracy", "top5", "loss", "artifact_bytes",
     "paper_bytes", "paper_formula", "stored_bytes", "dense_bytes", "compression_ratio",
-    "speedup", "layer_collapse", "seconds", "setup", "group", "path",
+    "speedup", "layer_collapse", "seconds", "setup", "group", "path", "pemn_bytes",
+    *spend.COLUMNS,
 )
 
 
 def _row(spec: dict[str, Any], status: str, key: str, path: str,
          metrics: dict[str, Any] | None = None, budget: dict[str, Any] | None = None,
-         error: dict[str, Any] | None = None) -> dict[str, Any]:
+         error: dict[str, Any] | None = None, phases: list[Any] | None = None
+         ) -> dict[str, Any]:
     metrics = metrics or {}
     budget = budget or {}
     hparams = spec.get("hparams") or {}
@@ -218,6 +223,8 @@ def _row(spec: dict[str, Any], status: str, key: str, path: str,
         "group": json.dumps({k: v for k, v in spec.items() if k not in ("seed", "data")},
                             sort_keys=True),
         "path": path,
+        "pemn_bytes": pemn_way_bytes(metrics),
+        **spend.fields(budget, phases),
     }
 
 
@@ -228,7 +235,7 @@ def frame_from_records(records: Iterable[tuple[Path | str, dict[str, Any]]]) -> 
         spec = record["spec"]
         key = RunSpec.from_record(spec).grid_key  # the key a preset's grid names
         rows.append(_row(spec, record["status"], key, str(path), record.get("metrics"),
-                         record.get("budget"), record.get("error")))
+                         record.get("budget"), record.get("error"), record.get("phases")))
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 
@@ -483,7 +490,8 @@ def _list(values: tuple[Any, ...] | None) -> list[Any] | None:
 # ----------------------------------------------------------------------------- statistics
 
 STAT_METRICS = ("accuracy", "top5", "loss", "artifact_bytes", "paper_bytes", "stored_bytes",
-                "dense_bytes", "compression_ratio", "speedup", "seconds")
+                "dense_bytes", "compression_ratio", "speedup", "seconds", "pemn_bytes",
+                *spend.COLUMNS)
 
 
 def _stats(values: pd.Series) -> tuple[float, float]:
@@ -581,6 +589,8 @@ class Cell:
     std: float = math.nan
     n: int = 0
     size: float = math.nan
+    epochs: float = math.nan  # total epochs trained, mean over seeds
+    search: float = math.nan  # search seconds, mean over seeds
     notes: list[str] = field(default_factory=list)
     empty: bool = False  # no run of this method at this column
 
@@ -644,7 +654,8 @@ def build_views(table: pd.DataFrame, *, group_by: str = "density", metric: str =
         raise BenchError(f"unknown --size {size!r}; choose from {', '.join(SIZES)}")
     spec = METRICS[metric]
     size_column = {"artifact": "artifact_bytes_mean", "paper": "paper_bytes_mean",
-                   "stored": "stored_bytes_mean", "ratio": "compression_ratio_mean"}.get(size)
+                   "pemn": "pemn_bytes_mean", "stored": "stored_bytes_mean",
+                   "ratio": "compression_ratio_mean"}.get(size)
     views = []
     for setup_json, part in table.groupby("setup", sort=True):
         setup = json.loads(setup_json)
@@ -683,6 +694,7 @@ def build_views(table: pd.DataFrame, *, group_by: str = "density", metric: str =
                             n=int(r["n"]))
                 if size_column is not None:
                     cell.size = r[size_column]
+                cell.epochs, cell.search = r["total_epochs_mean"], r["search_seconds_mean"]
                 for status in NOT_FINISHED:
                     if r[status]:
                         cell.notes.append(f"{r[status]} {status}")
@@ -702,8 +714,8 @@ def build_views(table: pd.DataFrame, *, group_by: str = "density", metric: str =
             rows.append((shown, budget, cells))
         size_title = None
         if size_column is not None:
-            size_title = {"artifact": "kB", "paper": "paper kB", "stored": "stored kB",
-                          "ratio": "ratio"}[size].replace("kB", size_unit)
+            size_title = {"artifact": "kB", "paper": "paper kB", "pemn": "PEMN kB",
+                          "stored": "stored kB", "ratio": "ratio"}[size].replace("kB", size_unit)
         views.append(TableView(
             title=setup_title(setup),
             setup=setup,
@@ -718,7 +730,8 @@ def build_views(table: pd.DataFrame, *, group_by: str = "density", metric: str =
             unfinished=unfinished,
             caption=_caption(spec, unit, size, size_unit, group_by, all_seeds,
                              bool((part["missing"] > 0).any()),
-                             bool((part["layer_collapse"] > 0).any())),
+                             bool((part["layer_collapse"] > 0).any()),
+                             spend.differences(part)),
             scale=scale,
             size_scale=size_scale,
             size_kind=size,
@@ -752,7 +765,8 @@ def setup_title(setup: dict[str, Any]) -> str:
 
 
 def _caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
-             seeds: list[int], missing: bool, collapse: bool = False) -> str:
+             seeds: list[int], missing: bool, collapse: bool = False,
+             spent: list[str] | None = None) -> str:
     what = {"density": "columns: density (kept fraction of prunable weights)",
             "sparsity": "columns: sparsity (pruned % of prunable weights)",
             "compression": "columns: nominal compression 1/density"}[group_by]
@@ -764,12 +778,15 @@ def _caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
                          f"(1 kB = 1000 bytes)",
              "paper": f"; paper {size_unit}: the method paper's own byte accounting "
                       f"(formula per method in the CSV)",
+             "pemn": f"; PEMN {size_unit}: PEMN's count for every method alike, weights only "
+                     f"(32-bit values + 1-bit mask, no norm or bias tensors)",
              "stored": f"; stored {size_unit}: artifact with random weights stored as float32 "
                        f"values (PEMN's convention)",
              "ratio": "; ratio: dense float32 bytes / artifact bytes",
              "none": ""}
     text += sizes[size]
     text += "; budget: named recipe and epochs (runs of different budgets are never pooled)"
+    text += spend.table_caption(spent or [])
     text += "; –: no run of this method here"
     if missing:
         text += "; missing: in the preset's grid but not run"
@@ -785,7 +802,7 @@ def _header(view: TableView) -> tuple[list[str], list[str]]:
     else:
         value = view.value_title.split(" (")[0] + (f" ({view.value_unit})"
                                                    if view.value_unit else "")
-    subs = [value] + ([view.size_title] if view.size_title else [])
+    subs = [value] + ([view.size_title] if view.size_title else []) + ["ep", "search s"]
     return subs, [f"{c} {s}" for c in view.column_titles for s in subs]
 
 
@@ -803,6 +820,8 @@ def _body(view: TableView, latex: bool) -> list[list[str]]:
             line.append(text)
             if view.size_title:
                 line.append(_size_text(cell, view.size_kind, view.size_scale))
+            line += ["", ""] if cell.empty else [spend.epochs_cell(cell.epochs),
+                                                 sig3(float(cell.search))]
         out.append(line)
     return out
 
@@ -905,8 +924,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what the cells show (default accuracy: final-epoch top-1 %%)")
     parser.add_argument("--size", default="artifact", choices=SIZES,
                         help="the size column beside each cell: artifact bytes (default), "
-                        "paper-convention bytes, stored-convention bytes, measured "
-                        "compression ratio, or none")
+                        "paper-convention bytes, PEMN's count for every method (pemn), "
+                        "stored-convention bytes, measured compression ratio, or none")
     parser.add_argument("--out", type=Path, help="write the table to this file, not stdout")
 
 

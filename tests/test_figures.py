@@ -3,17 +3,23 @@
 import numpy as np
 import pytest
 from PIL import Image
-from test_report import PX_MATCH, Parser, build_stores, records
+from test_report import PX_MATCH, Parser, build_spend_store, build_stores, records
 
 from bench import figures, report
 from bench.cli import build_parser
 from bench.errors import BenchError
+from bench.presets import PX_METHODS
 from bench.registry import methods
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, cifar10_dir):
     return build_stores(tmp_path_factory, cifar10_dir)
+
+
+@pytest.fixture(scope="module")
+def spend_store(tmp_path_factory, cifar10_dir):
+    return build_spend_store(tmp_path_factory, cifar10_dir)
 
 
 def figures_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -52,7 +58,7 @@ def test_paper_mode_draws_what_is_there_and_lists_the_rest(stores, capsys, tmp_p
                             "--paper", "px", *PX_MATCH)
     assert code == 1  # the protocol's grid is not complete
     assert_picture(tmp_path / "px-fig2-x0.00625.png")
-    assert "px-fig2: 1 of 324 runs finished" in out
+    assert f"px-fig2: 1 of {2 * len(PX_METHODS) * 9 * 3} runs finished" in out
     commands = [line.strip() for line in out.splitlines()
                 if line.strip().startswith("python -m bench run")]
     presets = [c.split()[5] for c in commands]
@@ -81,7 +87,7 @@ def test_preset_filter_names_the_budget_in_the_caption(stores, capsys, tmp_path)
     caption = figures.caption_text(table)
     assert "Budget: px-resnet20, 1 of 160 ep for every method." in caption
     assert "CIFAR-10 (500/200 train/test images)" in caption
-    assert "161 runs not finished" in caption
+    assert f"{len(PX_METHODS) * 9 * 3 - 1} runs not finished" in caption
 
 
 def test_pareto_front_follows_its_definition(stores):
@@ -134,3 +140,60 @@ def test_a_store_without_finished_runs_draws_nothing(stores, capsys, tmp_path):
         figures_cli(capsys, "--results", str(stores["px"]), "--out", str(tmp_path),
                     "--preset", "px-cifar100-vgg16", *PX_MATCH)
     assert len(records(stores["px"])) == 1
+
+
+def _caption(fig) -> str:
+    return " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
+
+
+def test_captions_say_same_budget_only_where_totals_agree(stores, spend_store):
+    clean = report.summary_table(report.records_frame(stores["clean"]))
+    assert "Budget: smoke, 1 of 2 ep for every method." in figures.caption_text(clean)
+    assert "Not the same total" not in figures.caption_text(clean)
+    table = report.summary_table(report.records_frame(spend_store))
+    lth = table[table["method"] == "lth"].iloc[0]
+    assert lth["total_epochs_mean"] == 10 and lth["trainings_mean"] == 5
+    caption = _caption(figures.figure_bytes(table))
+    assert "for every method." not in caption
+    assert "Budget: smoke, 2 ep for every method's final training." in caption
+    assert "Not the same total: lth: 5 trainings of 2 ep (10 ep in all) at d=0.5" in caption
+    assert "magnitude:" not in caption and "snip:" not in caption
+    assert "Not the same total: lth" in _caption(figures.figure_sparsity(table))
+
+
+def _xdata(ax) -> set[float]:
+    return {round(float(x), 3) for line in ax.lines for x in line.get_xdata()
+            if np.isfinite(x)}
+
+
+def test_pemn_curves_count_baselines_the_pemn_way_beside_artifact_bytes(stores):
+    table = report.summary_table(report.records_frame(stores["clean"]))
+    fig = figures.figure_pemn_curves(table)
+    left, right = fig.axes[0], fig.axes[1]
+    expected_left, expected_right, paper_convention = set(), set(), set()
+    for (method, _), runs in _by_cell(records(stores["clean"])).items():
+        if method == "dense":
+            continue  # a reference line, not a point
+        if method == "pemn-mp":  # PEMN's eq. 10: unique values + 1-bit mask, no BatchNorm
+            pemn = [m["paper_bytes"]["bytes"] for m in runs]
+        else:  # 32-bit kept values + the same 1-bit mask, no BatchNorm
+            pemn = [4 * m["parameters_kept"] + -(-m["parameters_prunable"] // 8) for m in runs]
+            paper_convention.add(round(float(np.mean(
+                [m["paper_bytes"]["bytes"] for m in runs])), 3))
+        expected_left.add(round(float(np.mean(pemn)), 3))
+        expected_right.add(round(float(np.mean([m["artifact_bytes"] for m in runs])), 3))
+    assert expected_left <= _xdata(left)
+    assert expected_right <= _xdata(right)
+    assert not paper_convention & _xdata(left)  # snip's nonzeros-x32 count is not drawn
+    caption = _caption(fig)
+    assert "PEMN's count, weights only: 32 bits per stored weight value" in caption
+    assert "BatchNorm, LayerNorm and bias tensors counted on neither side" in caption
+    assert "Right: the real artifact file" in caption
+
+
+def _by_cell(recs: list[dict]) -> dict[tuple[str, float], list[dict]]:
+    out: dict[tuple[str, float], list[dict]] = {}
+    for r in recs:
+        if r["status"] == "finished":
+            out.setdefault((r["spec"]["method"], r["spec"]["density"]), []).append(r["metrics"])
+    return out

@@ -1,17 +1,21 @@
 """Record metrics against hand computations: MACs, densities, parameters, bytes, collapse."""
 
+import pytest
 import torch
 from torch import nn
 
+from bench.masking import RandomWeights
 from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.models import PrunableConv2d, PrunableLinear, build_model, prunable_layers
+from bench.paper_bytes import model_pemn_way_bytes, pemn_way_bytes
 
 
-def tiny() -> nn.Module:
+def tiny(extra_norm: bool = False) -> nn.Module:
+    """Two convs, one BatchNorm and a classifier; ``extra_norm`` adds a BatchNorm1d(10)."""
     return nn.Sequential(
         PrunableConv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
         PrunableConv2d(4, 2, 1, stride=2, bias=False), nn.Flatten(),
-        PrunableLinear(2 * 16 * 16, 10),
+        PrunableLinear(2 * 16 * 16, 10), *([nn.BatchNorm1d(10)] if extra_norm else []),
     )
 
 
@@ -70,3 +74,59 @@ def test_dense_bytes_is_every_inference_value_in_float32():
     for _, layer in prunable_layers(model):
         layer.use_scores(0.5)
     assert dense_bytes(model) == 4 * expected  # scores are not part of the model
+
+
+def _masked(model: nn.Module) -> nn.Module:
+    """Keep 27 of conv1's 108 weights and 1280 of the classifier's 5120 (conv2 dense)."""
+    first = torch.zeros(4, 3, 3, 3)
+    first.view(-1)[:27] = 1
+    model[0].set_mask(first)
+    last = torch.zeros(10, 512)
+    last[:, :128] = 1
+    model[5].set_mask(last)
+    return model
+
+
+def test_pemn_way_count_by_hand_weights_only():
+    # prunable weights: 108 + 8 + 5120 = 5236, a 1-bit mask over them is ceil(5236/8) = 655
+    # bytes; kept: 27 + 8 + 1280 = 1315, at 32 bits 5260 bytes. BatchNorm (8 affine + 8
+    # running values), the extra BatchNorm1d(10) and the classifier's 10 biases never count.
+    for extra_norm in (False, True):
+        model = _masked(tiny(extra_norm))
+        m = model_metrics(model)
+        assert paper_bytes(model, "pemn-sparse", m)["bytes"] == 5260 + 655 == 5915
+        assert model_pemn_way_bytes(model, m) == 5915
+        assert pemn_way_bytes(m) == 5915  # from a record's metrics alone
+    # the nonzeros-x32 convention does count the norms: it moves with the extra BatchNorm
+    with_bn = model_metrics(_masked(tiny(True)))
+    without = model_metrics(_masked(tiny(False)))
+    assert 4 * with_bn["values_stored"] - 4 * without["values_stored"] == 4 * 4 * 10
+    dense = model_metrics(tiny())
+    assert paper_bytes(tiny(), "pemn-sparse", dense)["bytes"] == 4 * 5236 == 20944  # no mask
+
+
+def test_pemn_way_count_matches_eq10_on_random_weights():
+    from methods.pemn import padded_weights
+
+    for extra_norm in (False, True):
+        model = _masked(tiny(extra_norm))
+        for i, (_, layer) in enumerate(prunable_layers(model)):
+            layer.set_random_weights(RandomWeights("kaiming-normal", seed=0, stream=i,
+                                                   fan_in=layer.weight[0].numel()))
+        m = model_metrics(model)
+        # every layer its own random values (pemn-mask, Edge-Popup): 4 * 5236 + 655
+        assert model_pemn_way_bytes(model, m) == 4 * 5236 + 655 == 21599
+        assert paper_bytes(model, "pemn-eq10", m)["bytes"] == 21599  # the PEMN side agrees
+        record = {**m, "artifact_bytes_stored_convention": 1,
+                  "paper_bytes": {"formula": "nonzeros-x32", "bytes": 0}}
+        assert pemn_way_bytes(record) == 21599
+        # MP: every layer a prefix of the largest (the classifier, 5120 values)
+        for name, layer in prunable_layers(model):
+            layer.set_random_weights(padded_weights(model, 0)[name])
+        m = model_metrics(model)
+        eq10 = paper_bytes(model, "pemn-eq10", m)
+        assert eq10["bytes"] == 4 * 5120 + 655 == 21135
+        assert pemn_way_bytes({**m, "paper_bytes": eq10}) == 21135
+        with pytest.raises(ValueError, match="pemn-eq10"):
+            model_pemn_way_bytes(model, m)  # shared prototypes are the plugin's count
+    assert pemn_way_bytes(None) is None and pemn_way_bytes({}) is None

@@ -15,6 +15,7 @@ import pytest
 from bench import report
 from bench.cli import build_parser, main
 from bench.errors import BenchError
+from bench.presets import PX_METHODS
 from bench.registry import _REGISTRY, get_method, register
 from bench.store import RunStore
 
@@ -77,6 +78,25 @@ def build_stores(tmp_path_factory, cifar10_dir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, cifar10_dir):
     return build_stores(tmp_path_factory, cifar10_dir)
+
+
+def build_spend_store(tmp_path_factory, cifar10_dir: Path) -> Path:
+    """Methods that spend beyond their budget, on the tiny setup at 2 epochs, seeds 0 and 1:
+    LTH (5 trainings at density 0.5), magnitude (dense + fine-tune share B) and snip
+    (scoring passes before training). Built once per session."""
+    root = tmp_path_factory.getbasetemp() / "spend-store"
+    if (root / "done").exists():
+        return root
+    assert _run(cifar10_dir, root, ["--preset", "smoke", "--methods", "lth,magnitude,snip",
+                                    "--densities", "0.5", "--seeds", "0,1", "--epochs", "2",
+                                    *TINY]) == 0
+    (root / "done").touch()
+    return root
+
+
+@pytest.fixture(scope="module")
+def spend_store(tmp_path_factory, cifar10_dir):
+    return build_spend_store(tmp_path_factory, cifar10_dir)
 
 
 def records(root: Path) -> list[dict]:
@@ -169,17 +189,17 @@ def test_markdown_is_one_well_formed_table_per_dataset_and_model(stores, capsys)
     rows = [line for line in out.splitlines() if line.startswith("|")]
     assert len(rows) == 2 + 3  # header, rule, one row per method
     widths = {line.count("|") for line in rows}
-    assert widths == {2 + 2 * 3 + 1}  # method, budget, (acc, kB) x 3 columns: 8 cells
+    assert widths == {2 + 4 * 3 + 1}  # method, budget, (acc, kB, ep, search s) x 3 columns
     assert re.fullmatch(r"\|(-+\|)+", rows[1].replace(" ", ""))
     header = [c.strip() for c in rows[0].strip("|").split("|")]
     assert header[:2] == ["method", "budget"]
-    assert header[2:] == ["s=0% acc. %", "s=0% kB", "s=50% acc. %", "s=50% kB",
-                          "s=80% acc. %", "s=80% kB"]
+    assert header[2:] == [f"{s} {sub}" for s in ("s=0%", "s=50%", "s=80%")
+                          for sub in ("acc. %", "kB", "ep", "search s")]
     snip = next(line for line in rows if line.startswith("| snip"))
     cells = [c.strip() for c in snip.strip("|").split("|")]
     assert cells[2] == "–"  # snip has no dense (density 1) run
     acc = expected_cells(stores["clean"])[("snip", 0.2, 1)]["acc"]
-    assert cells[6] == _cell(statistics.mean(acc), statistics.stdev(acc), 2)
+    assert cells[10] == _cell(statistics.mean(acc), statistics.stdev(acc), 2)
 
 
 def _latex_balanced(text: str) -> None:
@@ -205,7 +225,7 @@ def test_latex_is_booktabs_and_balanced(stores, capsys, tmp_path):
     code, out = report_cli(capsys, "--results", str(stores["faulty"]), "--format", "latex")
     assert code == 0
     _latex_balanced(out)
-    for word in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){3-4}",
+    for word in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){3-6}",
                  r"\begin{tabular}{ll", r"\caption{"):
         assert word in out
     ncols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", out).group(1))
@@ -295,14 +315,13 @@ def test_preset_filter_matches_runs_and_lists_missing_ones(stores, capsys):
     assert f"{run['metrics']['test_accuracy']:.2f} (n=1) [2 missing]" in snip
     assert "px-resnet20, 1 of 160 ep" in snip
     methods = [line.split()[0] for line in out.splitlines()
-               if line.split() and line.split()[0] in ("random", "magnitude-init", "snip",
-                                                       "grasp", "synflow", "px")]
-    assert methods == ["random", "magnitude-init", "snip", "grasp", "synflow", "px"]
+               if line.split() and line.split()[0] in PX_METHODS]
+    assert methods == list(PX_METHODS)
     assert "s=98.2%" in out and "3 missing" in out
     commands = [line.strip() for line in out.splitlines()
                 if line.strip().startswith("python -m bench run")]
     assert commands == ["python -m bench run --preset px-cifar10-resnet20 --methods "
-                        "random,magnitude-init,snip,grasp,synflow,px --budget-scale 0.00625 "
+                        f"{','.join(PX_METHODS)} --budget-scale 0.00625 "
                         "--width 0.25 --train-subset 500 --test-subset 200 --results "
                         f"{stores['px']}"]
     args = build_parser().parse_args(commands[0].split()[3:])  # a valid `bench run` line
@@ -311,7 +330,7 @@ def test_preset_filter_matches_runs_and_lists_missing_ones(stores, capsys):
     code, out = report_cli(capsys, "--results", str(stores["px"]), "--preset",
                            "px-cifar10-resnet20", "--format", "csv")
     table = pd.read_csv(io.StringIO(out))
-    assert table["n"].sum() == 0 and table["missing"].sum() == 6 * 9 * 3
+    assert table["n"].sum() == 0 and table["missing"].sum() == len(PX_METHODS) * 9 * 3
 
 
 def test_missing_groups_narrow_to_what_is_missing(stores):
@@ -336,3 +355,95 @@ def test_records_frame_keeps_the_existing_api(stores):
     text = report.render(report.summary_table(frame), "md")
     assert text.count("**CIFAR-10") == 1
     assert json.loads(frame["setup"].iloc[0])["model_kwargs"] == {"width": 0.25}
+
+
+# ----------------------------------------------------------------------------- spend
+
+
+def spent_by_hand(root: Path) -> dict[str, dict]:
+    """Per method (one density here): what its records say it trained and searched."""
+    out: dict[str, dict] = {}
+    for r in records(root):
+        cell = out.setdefault(r["spec"]["method"], {"epochs": [], "seconds": [], "fwd": [],
+                                                    "bwd": [], "trainings": []})
+        cell["epochs"].append(sum(p["epochs"] for p in r["phases"]))
+        cell["trainings"].append(len(r["phases"]))
+        search = r["budget"]["search"]
+        cell["seconds"].append(search["seconds"])
+        cell["fwd"].append(search["forward_images"])
+        cell["bwd"].append(search["backward_images"])
+    return out
+
+
+def test_summary_has_total_epochs_and_search_cost(spend_store):
+    table = report.summary_table(report.records_frame(spend_store))
+    spent = spent_by_hand(spend_store)
+    rows = {r.method: r for r in table.itertuples()}
+    assert set(rows) == {"lth", "magnitude", "snip"}
+    # exact epochs: LTH at d=0.5 prunes ceil(log 0.5 / log 0.8) = 4 times, so trains 5 x 2;
+    # magnitude splits its 2 epochs into dense 1 + fine-tune 1; snip trains its 2 once
+    assert rows["lth"].total_epochs_mean == 10 and rows["lth"].trainings_mean == 5
+    assert rows["lth"].search_extra_epochs_mean == 8 and rows["lth"].final_epochs_mean == 2
+    assert rows["magnitude"].total_epochs_mean == 2 and rows["magnitude"].trainings_mean == 2
+    assert rows["snip"].total_epochs_mean == 2 and rows["snip"].trainings_mean == 1
+    for method, row in rows.items():
+        assert spent[method]["epochs"] == [row.total_epochs_mean] * 2
+        assert row.search_seconds_mean == pytest.approx(statistics.mean(spent[method]["seconds"]))
+        assert row.search_seconds_std == pytest.approx(statistics.stdev(spent[method]["seconds"]))
+        assert row.search_forward_images_mean == statistics.mean(spent[method]["fwd"])
+        assert row.search_backward_images_mean == statistics.mean(spent[method]["bwd"])
+    assert rows["snip"].search_forward_images_mean > 0  # the pruning set's scoring pass
+    assert rows["lth"].search_forward_images_mean == 0
+    # exports (bench export) drop the phases: the trainings follow from the search's epochs
+    bare = [(p, {k: v for k, v in r.items() if k != "phases"})
+            for p, r in RunStore(spend_store).records()]
+    exported = report.summary_table(report.frame_from_records(bare)).set_index("method")
+    assert exported.loc["lth", "trainings_mean"] == 5
+    assert exported.loc["lth", "total_epochs_mean"] == 10
+
+
+def test_tables_show_epochs_and_search_beside_accuracy(spend_store, capsys):
+    code, out = report_cli(capsys, "--results", str(spend_store), "--format", "md")
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert header == ["method", "budget", "d=0.5 acc. %", "d=0.5 kB", "d=0.5 ep",
+                      "d=0.5 search s"]
+    spent = spent_by_hand(spend_store)
+    cells = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")]
+                               for line in rows[2:])}
+    assert [c[0] for c in cells.values()] == ["lth", "magnitude", "snip"]  # ordering kept
+    assert cells["lth"][4] == "10" and cells["magnitude"][4] == "2" and cells["snip"][4] == "2"
+    for method, c in cells.items():
+        assert c[5] == report.sig3(statistics.mean(spent[method]["seconds"]))
+        assert c[2].endswith("(n=2)")  # the accuracy cell is still first
+    caption = out.split("\n\n")[-1]
+    assert "ep: epochs trained in all" in caption
+    assert "not trained exactly the budget in all: lth: 5 trainings of 2 ep (10 ep in all) " \
+           "at d=0.5" in caption
+    assert "magnitude:" not in caption and "snip:" not in caption
+    # the CSV carries every spend statistic
+    code, out = report_cli(capsys, "--results", str(spend_store), "--format", "csv")
+    table = pd.read_csv(io.StringIO(out)).set_index("method")
+    assert table.loc["lth", "total_epochs_mean"] == 10
+    assert table.loc["snip", "search_forward_images_mean"] == statistics.mean(spent["snip"]["fwd"])
+
+
+def test_pemn_size_column_counts_every_method_alike(stores, capsys):
+    code, out = report_cli(capsys, "--results", str(stores["clean"]), "--size", "pemn",
+                           "--format", "csv")
+    table = pd.read_csv(io.StringIO(out))
+    for row in table.itertuples():
+        mine = [r["metrics"] for r in records(stores["clean"])
+                if r["spec"]["method"] == row.method and r["spec"]["density"] == row.density]
+        if row.method == "pemn-mp":  # PEMN's own eq. 10, as recorded
+            expected = [m["paper_bytes"]["bytes"] for m in mine]
+            assert all(m["paper_bytes"]["formula"] == "pemn-eq10" for m in mine)
+        elif row.method == "dense":  # 32 bits per weight, no mask, no BatchNorm
+            expected = [4 * m["parameters_prunable"] for m in mine]
+        else:  # 32 bits per kept weight + a 1-bit mask over every prunable weight
+            expected = [4 * m["parameters_kept"] + -(-m["parameters_prunable"] // 8)
+                        for m in mine]
+        assert row.pemn_bytes_mean == pytest.approx(statistics.mean(expected))
+    code, out = report_cli(capsys, "--results", str(stores["clean"]), "--size", "pemn")
+    assert "d=0.5 PEMN kB" in out and "PEMN kB: PEMN's count for every method alike" in out
