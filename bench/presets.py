@@ -28,17 +28,20 @@ RECIPES: dict[str, Recipe] = {
     # Edge-Popup's CIFAR recipe: SGD 0.1 momentum 0.9, cosine, wd 5e-4, 100 epochs.
     "edge-popup": Recipe(epochs=100, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                          weight_decay=5e-4, schedule="cosine"),
-    # PEMN authors' ConvMixer recipe: AdamW 0.05, wd 0.005, batch 512, piecewise-linear.
-    # Their RandAugment(2, 12), colour jitter and random erasing are not implemented: flip only.
+    # PEMN authors' ConvMixer recipe: AdamW 0.05, wd 0.005, batch 512, piecewise-linear, and
+    # their augmentation: flip, RandAugment(2, 12), colour jitter 0.2, random erasing 0.2.
     "pemn-authors": Recipe(epochs=100, batch_size=512, optimizer="adamw", lr=0.05,
                            weight_decay=0.005, schedule="piecewise", knots=PEMN_KNOTS,
-                           augment="flip"),
+                           augment="pemn-authors"),
     "smoke": Recipe(epochs=2, batch_size=64, lr=0.05, weight_decay=5e-4),
     "quick": Recipe(epochs=20, batch_size=128, lr=0.1, weight_decay=5e-4),
 }
 
 PX_DENSITIES = tuple(round(0.8 ** (2 * i), 10) for i in range(1, 10))
-PX_METHODS = ("random", "magnitude-init", "snip", "grasp", "synflow", "px")
+# px-2024 is the paper's PX (the release that came with it); px (the authors' current code)
+# and px-clean (the paper's equations) run beside it.
+PX_METHODS = ("random", "magnitude-init", "snip", "grasp", "synflow", "px-2024", "px",
+              "px-clean")
 PEMN_VARIANTS = ("dense", "pemn-mask", "pemn-one-layer", "pemn-mp") + tuple(
     f"pemn-rp:ratio={r}" for r in ("0.1", "0.01", "0.001", "0.0001", "1e-05"))
 MASK_LEARNERS = ("edge-popup", "pemn-mask", "pemn-one-layer", "pemn-mp", "pemn-rp")

@@ -49,14 +49,19 @@ Three variants share this code, and :class:`PXVariant` lists how they differ:
   paper should know that this code does not compute the paper's bound on such nets:
   ``px-2024`` is what the paper ran, ``px-clean`` is the bound itself.
 - ``px-2024`` reproduces the release that came with the paper (commit 82ce2bf, April
-  2024, auxiliary model ``resnet20_no_act``, as ``launch_scripts/cifar10.sh`` runs it).
-  All three copies are in train mode, the gates included; copy 2 sets the prunable
-  weights to 1 but leaves biases and every BatchNorm as they are, and runs on ``x``
-  (not ``x ** 2``); copy 3 squares every ``state_dict`` entry whose name lacks ``"bn"``
-  (the classifier's weight and bias, the shortcut BN's affine parameters) and also runs
-  on the images, not on ones; the score is ``|dR/d(theta^2)| * theta^4``. Its objective
-  does not vanish. Its masks are cut the authors' way too. The PX protocol presets use
-  it as the paper's PX.
+  2024, auxiliary model ``resnet20_no_act``, as ``launch_scripts/cifar10.sh`` runs it)
+  as it computes, which is not what it appears to compute. All three copies are in
+  train mode, the gates included. Copy 2 is meant to set the prunable weights to 1, but
+  ``p[m > 0].fill_(1.0)`` fills the copy that boolean indexing makes, so copy 2 keeps
+  the live weights, biases and BatchNorms and runs on ``x``: with its own gates it is
+  the live network, ``z1`` its train-mode logits. Copy 3 squares every ``state_dict``
+  entry whose name lacks ``"bn"`` (the classifier's weight and bias too, the shortcut
+  BN's affine parameters) and runs on the images, not on ones. The score
+  ``|grad * p1 * p2 * theta^2|`` with ``p1 = theta^2`` and copy 2's ``p2 = theta`` is
+  ``|dR/d(theta^2)| * |theta|^5``. Its objective does not vanish. Its masks are cut the
+  authors' way too. The PX protocol presets use it as the paper's PX. Checked against
+  that code run here on the fixture's weights and batch: R equal, copy 3's gradients
+  bit-identical.
 - ``px-clean`` implements the paper's equations. BatchNorm is the identity in both
   auxiliary copies: the module is swapped for ``nn.Identity``, so neither the
   normalisation nor the affine map takes part. At initialisation (gamma 1, beta 0,
@@ -146,8 +151,9 @@ class PXVariant:
     """BatchNorm in copies 2 and 3: batch statistics (train mode), or swapped for Identity."""
     signed_classifier: bool
     """Prunable layers whose name contains ``fc`` keep signed weights and bias in 2 and 3."""
-    biases_in_activation_copy: Literal["one", "kept"]
-    """Copy 2's biases: set to 1 (edges from a unit of value 1), or left as they are."""
+    activation_weights: Literal["one", "kept"]
+    """Copy 2's prunable weights and biases: set to 1, or left as they are (the 2024
+    release's ``p[m > 0].fill_(1.0)`` fills a copy made by the indexing: a no-op)."""
     unnamed_bn_as_weights: frozenset[Role]
     """Copies in which BatchNorms whose name lacks ``bn`` are transformed like weights."""
     activation_input: Literal["squared", "images"]
@@ -155,7 +161,8 @@ class PXVariant:
     kernel_input: Literal["ones-per-batch", "images-per-batch", "single"]
     """Copy 3 per batch on ``ones_like(x)`` or on ``x`` (backward each), or once on one image."""
     weight_power: int
-    """Score = ``|dR/d(theta^2)| * theta ** weight_power`` (2; the 2024 release: 4)."""
+    """Score = ``|dR/d(theta^2)| * |theta| ** weight_power``: 2; the 2024 release computes
+    ``grad * theta^2 * p2 * theta^2`` with copy 2's weight ``p2 = theta`` (see above): 5."""
     pooling: Literal["adaptive", "window"]
     """Global pooling in copies 2 and 3: the model's own, or ``F.avg_pool2d`` over the whole
     map as the authors' models do (their rounding keeps the all-ones features non-zero)."""
@@ -164,17 +171,17 @@ class PXVariant:
 
 
 FAITHFUL = PXVariant(gate_mode="eval", batchnorm="train", signed_classifier=True,
-                     biases_in_activation_copy="one",
+                     activation_weights="one",
                      unnamed_bn_as_weights=frozenset({"activation", "kernel"}),
                      activation_input="squared", kernel_input="ones-per-batch", weight_power=2,
                      pooling="window", dtype=torch.float32)
 RELEASE_2024 = PXVariant(gate_mode="train", batchnorm="train", signed_classifier=False,
-                         biases_in_activation_copy="kept",
+                         activation_weights="kept",
                          unnamed_bn_as_weights=frozenset({"kernel"}),
                          activation_input="images", kernel_input="images-per-batch",
-                         weight_power=4, pooling="window", dtype=torch.float32)
+                         weight_power=5, pooling="window", dtype=torch.float32)
 CLEAN = PXVariant(gate_mode="eval", batchnorm="identity", signed_classifier=False,
-                  biases_in_activation_copy="one", unnamed_bn_as_weights=frozenset(),
+                  activation_weights="one", unnamed_bn_as_weights=frozenset(),
                   activation_input="squared", kernel_input="single", weight_power=2,
                   pooling="adaptive", dtype=torch.float64)
 
@@ -295,10 +302,9 @@ class WindowAvgPool(nn.Module):
 def _transform_prunable(module: nn.Module, name: str, variant: PXVariant, role: Role) -> None:
     if variant.signed_classifier and CLASSIFIER_KEY in name:
         return
-    if role == "activation" and variant.biases_in_activation_copy == "kept":
-        _to_path_values((module.weight,), role)
-    else:
-        _to_path_values((module.weight, module.bias), role)
+    if role == "activation" and variant.activation_weights == "kept":
+        return
+    _to_path_values((module.weight, module.bias), role)
 
 
 def auxiliary_copy(model: nn.Module, variant: PXVariant, role: Role,
@@ -396,7 +402,7 @@ def px_scores(
     variant: PXVariant,
     count: Callable[[int, int], None] | None = None,
 ) -> Scores:
-    """``|dR/d(theta^2)| * theta^p`` for every prunable weight of ``model`` (left untouched).
+    """``|dR/d(theta^2)| * |theta|^p`` for every prunable weight of ``model`` (left untouched).
 
     ``batches`` yields input batches ``x``. ``count(images, backward)`` is told every
     forward pass (the search cost). With ``variant.signed_classifier`` the classifier's
@@ -407,9 +413,15 @@ def px_scores(
     _objective(nets, batches, variant, count or (lambda images, backward: None), backward=True)
     grads = weight_gradients(nets.kernel)
     live = dict(prunable_layers(model))
-    return {name: grads[name].detach().abs()
-            * live[name].weight.detach().to(variant.dtype).pow(variant.weight_power)
+    return {name: grads[name].detach().abs() * _weight_factor(live[name].weight, variant)
             for name in grads}
+
+
+def _weight_factor(weight: Tensor, variant: PXVariant) -> Tensor:
+    theta = weight.detach().to(variant.dtype)
+    if variant.weight_power == 2:
+        return theta.square()
+    return theta.abs().pow(variant.weight_power)
 
 
 def px_objective(model: nn.Module, batches: Iterable[Tensor], variant: PXVariant) -> float:

@@ -161,7 +161,8 @@ def test_faithful_scores_keep_the_classifier_signed_as_the_authors_code():
 def enumerated_bound_2024(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 2024 release's R on TinyNet, path by path: both copies see the images.
 
-    z1[n, k] = sum over live paths of gate(n, j) * x[n, i] (weights 1, input not squared);
+    z1[n, k] = sum over live paths of gate(n, j) * theta_1[j, i] * theta_2[k, j] * x[n, i]
+    (copy 2 keeps the signed weights: the release's fill is a no-op);
     z2[n, k] = sum over live paths of theta_1[j, i]^2 * theta_2[k, j]^2 * x[n, i];
     R = sum over n and k of z1 * z2.
     """
@@ -176,25 +177,26 @@ def enumerated_bound_2024(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
         if M1[j, i] * M2[k, j] == 0:
             continue
         for n in range(len(x)):
-            z1[n, k] += float(gate[n, j]) * x[n, i]
+            z1[n, k] += float(gate[n, j]) * w1[j, i] * w2[k, j] * x[n, i]
             z2[n, k] = z2[n, k] + v1[j, i] * v2[k, j] * x[n, i]
     return (z1 * z2).sum(), v1, v2
 
 
-def test_2024_release_scores_are_theta4_times_the_derivative_of_its_bound():
+def test_2024_release_scores_are_theta5_times_the_derivative_of_its_bound():
     model = TinyNet()
     scores = px_scores(model, [X[:2], X[2:]], dataclasses.replace(RELEASE_2024,
                                                                  dtype=torch.float64))
     r, v1, v2 = enumerated_bound_2024(X)
     r.backward()
     for name, v in (("hidden", v1), ("fc", v2)):
-        torch.testing.assert_close(scores[name].double(), v.grad.abs() * v.detach() ** 2,
+        theta = v.detach().sqrt()  # |theta|
+        torch.testing.assert_close(scores[name].double(), v.grad.abs() * theta ** 5,
                                    rtol=1e-10, atol=1e-12)
     assert (scores["hidden"][M1 == 0] == 0).all() and (scores["fc"][M2 == 0] == 0).all()
 
 
 def test_auxiliary_copies_of_the_2024_release():
-    """Copy 2 keeps biases and BatchNorms as they are; copy 3 squares all but named BNs."""
+    """Copy 2 keeps everything as it is; copy 3 squares all but the named BNs."""
     model = build_model("resnet20", 10, seed=0, width=0.25)
     with torch.no_grad():
         for m in model.modules():
@@ -204,7 +206,8 @@ def test_auxiliary_copies_of_the_2024_release():
     act = auxiliary_copy(model, RELEASE_2024, "activation", GateBank())
     ker = auxiliary_copy(model, RELEASE_2024, "kernel")
     fc = model.fc
-    assert (act.fc.weight == 1).all() and torch.equal(act.fc.bias, fc.bias)
+    assert torch.equal(act.fc.weight, fc.weight) and torch.equal(act.fc.bias, fc.bias)
+    assert torch.equal(act.conv.weight, model.conv.weight)
     assert torch.equal(ker.fc.weight, fc.weight.square()) and torch.equal(ker.fc.bias,
                                                                           fc.bias.square())
     assert (act.blocks[3].shortcut[1].weight == 1.5).all()  # BN untouched in copy 2
