@@ -25,19 +25,24 @@ TEST_SUBSET = (2000, 1000)  # train, test: class-balanced, as CI prepares it
 def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", default=False,
                      help="also run tests marked slow (long real-data runs)")
+    parser.addoption("--conformance", action="store_true", default=False,
+                     help="also run every reference-mask check (about 10 minutes)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long real-data tests, run with --slow (CI does)")
+    config.addinivalue_line("markers", "conformance: the other reference-mask checks, run "
+                            "with --conformance")
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--slow"):
-        return
-    skip = pytest.mark.skip(reason="slow test: run with --slow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+    for option, marker in (("--slow", "slow"), ("--conformance", "conformance")):
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=f"{marker} test: run with {option}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 def _unavailable(reason: str):
