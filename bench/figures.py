@@ -94,6 +94,7 @@ METHOD_STYLES: dict[str, tuple[str, str]] = {
     "pemn-mp": ("#332288", "h"),
     "pemn-rp": ("#CC6677", "D"),
     "px-clean": ("#117733", "d"),
+    "px-2024": ("#BB5566", "x"),
 }
 EXTRA_COLOURS = ("#661100", "#6699CC", "#AA4466", "#4477AA", "#DDCC77", "#88CCEE")
 EXTRA_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "p")

@@ -31,6 +31,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import spend
+from bench.compare import load_result_set
 from bench.errors import BenchError
 from bench.paper_bytes import pemn_way_bytes
 from bench.presets import PRESETS, RECIPES, Preset, get_preset
@@ -240,7 +241,11 @@ def frame_from_records(records: Iterable[tuple[Path | str, dict[str, Any]]]) -> 
 
 
 def records_frame(root: Path) -> pd.DataFrame:
-    """One row per record in the run store at ``root``: spec fields, status and metrics."""
+    """One row per record in the run store at ``root`` (or in a ``bench export`` snapshot
+    file): spec fields, status and metrics."""
+    root = Path(root)
+    if root.is_file():
+        return frame_from_records((f"{root}#{r['key']}", r) for r in load_result_set(root))
     return frame_from_records(RunStore(root).records())
 
 

@@ -447,3 +447,14 @@ def test_pemn_size_column_counts_every_method_alike(stores, capsys):
         assert row.pemn_bytes_mean == pytest.approx(statistics.mean(expected))
     code, out = report_cli(capsys, "--results", str(stores["clean"]), "--size", "pemn")
     assert "d=0.5 PEMN kB" in out and "PEMN kB: PEMN's count for every method alike" in out
+
+
+def test_report_reads_an_exported_snapshot(capsys):
+    """The committed reference is a `bench export` file: report draws its table from it."""
+    snapshot = Path(__file__).resolve().parents[1] / "results/reference/smoke-cpu.json"
+    frame = report.records_frame(snapshot)
+    data = json.loads(snapshot.read_text())
+    assert len(frame) == len(data["records"])
+    assert set(frame["method"]) == {r["spec"]["method"] for r in data["records"]}
+    code, out = report_cli(capsys, "--results", str(snapshot), "--format", "md")
+    assert code == 0 and "| dense" in out
