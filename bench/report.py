@@ -164,15 +164,15 @@ FRAME_COLUMNS = (
     "dataset", "train_subset", "test_subset", "value_codec", "density", "seed", "epochs",
     "budget", "recipe", "status", "error", "accuracy", "top5", "loss", "artifact_bytes",
     "paper_bytes", "paper_formula", "stored_bytes", "dense_bytes", "compression_ratio",
-    "speedup", "layer_collapse", "seconds", "setup", "group", "path", "pemn_bytes",
-    *spend.COLUMNS,
+    "speedup", "layer_collapse", "degenerate_rounds", "seconds", "setup", "group", "path",
+    "pemn_bytes", *spend.COLUMNS,
 )
 
 
 def _row(spec: dict[str, Any], status: str, key: str, path: str,
          metrics: dict[str, Any] | None = None, budget: dict[str, Any] | None = None,
-         error: dict[str, Any] | None = None, phases: list[Any] | None = None
-         ) -> dict[str, Any]:
+         error: dict[str, Any] | None = None, phases: list[Any] | None = None,
+         notes: dict[str, Any] | None = None) -> dict[str, Any]:
     metrics = metrics or {}
     budget = budget or {}
     hparams = spec.get("hparams") or {}
@@ -218,6 +218,7 @@ def _row(spec: dict[str, Any], status: str, key: str, path: str,
         "compression_ratio": metrics.get("compression_ratio"),
         "speedup": metrics.get("theoretical_speedup"),
         "layer_collapse": metrics.get("layer_collapse"),
+        "degenerate_rounds": len((notes or {}).get("degenerate_rounds") or []),
         "seconds": budget.get("all_phases_train_seconds"),
         "setup": json.dumps(setup, sort_keys=True),
         # runs of one spec on other data pool here; the data fingerprint is in the key
@@ -236,7 +237,8 @@ def frame_from_records(records: Iterable[tuple[Path | str, dict[str, Any]]]) -> 
         spec = record["spec"]
         key = RunSpec.from_record(spec).grid_key  # the key a preset's grid names
         rows.append(_row(spec, record["status"], key, str(path), record.get("metrics"),
-                         record.get("budget"), record.get("error"), record.get("phases")))
+                         record.get("budget"), record.get("error"), record.get("phases"),
+                         record.get("method_notes")))
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 
@@ -535,6 +537,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
         formulas = sorted({f for f in done["paper_formula"] if isinstance(f, str)})
         row["paper_formula"] = ",".join(formulas)
         row["layer_collapse"] = int(done["layer_collapse"].fillna(False).astype(bool).sum())
+        row["degenerate"] = int((done["degenerate_rounds"].fillna(0) > 0).sum())
         not_done = runs[runs["status"] != "finished"].sort_values("seed")
         row["not_finished"] = "; ".join(
             f"seed {s}: {st}" + (f" ({e})" if e else "")
@@ -708,6 +711,8 @@ def build_views(table: pd.DataFrame, *, group_by: str = "density", metric: str =
                     cell.notes.append(f"{absent} seed{'s' if absent > 1 else ''} not run")
                 if r["layer_collapse"]:
                     cell.notes.append(f"{r['layer_collapse']} collapsed")
+                if r["degenerate"]:
+                    cell.notes.append(f"{r['degenerate']} degenerate")
                 cells.append(cell)
                 for entry in str(r["not_finished"]).split("; "):
                     if entry and "missing" not in entry:
@@ -736,7 +741,7 @@ def build_views(table: pd.DataFrame, *, group_by: str = "density", metric: str =
             caption=_caption(spec, unit, size, size_unit, group_by, all_seeds,
                              bool((part["missing"] > 0).any()),
                              bool((part["layer_collapse"] > 0).any()),
-                             spend.differences(part)),
+                             spend.differences(part), bool((part["degenerate"] > 0).any())),
             scale=scale,
             size_scale=size_scale,
             size_kind=size,
@@ -771,7 +776,7 @@ def setup_title(setup: dict[str, Any]) -> str:
 
 def _caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
              seeds: list[int], missing: bool, collapse: bool = False,
-             spent: list[str] | None = None) -> str:
+             spent: list[str] | None = None, degenerate: bool = False) -> str:
     what = {"density": "columns: density (kept fraction of prunable weights)",
             "sparsity": "columns: sparsity (pruned % of prunable weights)",
             "compression": "columns: nominal compression 1/density"}[group_by]
@@ -797,6 +802,9 @@ def _caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
         text += "; missing: in the preset's grid but not run"
     if collapse:
         text += "; collapsed: finished runs whose pruning left a layer with no weight"
+    if degenerate:
+        text += ("; degenerate: finished runs with pruning rounds whose scores ranked nothing "
+                 "(those rounds pruned nothing; the record's method_notes list them)")
     text += "."
     return text
 

@@ -458,3 +458,16 @@ def test_report_reads_an_exported_snapshot(capsys):
     assert set(frame["method"]) == {r["spec"]["method"] for r in data["records"]}
     code, out = report_cli(capsys, "--results", str(snapshot), "--format", "md")
     assert code == 0 and "| dense" in out
+
+
+def test_degenerate_pruning_rounds_are_flagged_in_tables():
+    snapshot = Path(__file__).resolve().parents[1] / "results/reference/smoke-cpu.json"
+    records = [r for r in json.loads(snapshot.read_text())["records"]
+               if r["spec"]["method"] == "synflow"]
+    records[0]["method_notes"] = {"degenerate_rounds": [{"round": 61}, {"round": 62}]}
+    frame = report.frame_from_records((f"x#{r['key']}", r) for r in records)
+    assert sorted(frame["degenerate_rounds"]) == [0] * (len(records) - 1) + [2]
+    table = report.summary_table(frame)
+    assert list(table["degenerate"]) == [1]
+    text = report.render(table, "md")
+    assert "1 degenerate" in text and "degenerate: finished runs with pruning rounds" in text
