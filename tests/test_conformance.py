@@ -18,9 +18,10 @@ from bench.registry import load_plugins
 
 # Largest |suite - authors| kept count per layer, as a share of the layer's size.
 MAX_LAYER_GAP = 0.02
-# px2024 at 0.5: 2.2 % on blocks.2.conv2 (0.65 vs 0.62 kept). The authors' release itself,
-# run on this suite's machine (AVX-512/AMX, one thread) on the same weights and batch, keeps
-# the same 0.65 there: the fixture's machine rounded differently over 100 rounds.
+# px2024 at 0.5: 2.21 % on blocks.7.conv1, Jaccard 0.78; at 0.1 and 0.02 the masks are equal.
+# The authors' release itself, run on this suite's machine (AVX-512/AMX, one thread) on the
+# same weights and batch, gives the suite's masks, not the fixture's: the fixture's machine
+# rounded differently somewhere in the 100 rounds, and the difference grew from there.
 LAYER_GAP_EXCEPTIONS = {"px2024-d0.5-f32": 0.025}
 
 
