@@ -74,8 +74,15 @@ def test_the_reference_admits_the_same_suite_run_on_another_cpu_type():
         record["spec"].pop("data")  # the older records name no data fingerprint
     candidate = load_result_set(AVX2)
     assert {r["environment"]["device"] for r in candidate} == {"cpu (x86_64, 2 threads)"}
-    rows = compare(baseline, candidate, Tolerances(single_seed_drop=0.5, bytes_growth=0.01,
-                                                   allow_missing=True))
-    assert len(rows) == 15 and {r.mode for r in rows} == {"seed spread"}
+    # only the methods that compute what they computed then (px, edge-popup and pemn-* have
+    # new versions since: a changed method is not "the same suite on another CPU")
+    versions = {(r["spec"]["method"], r["spec"]["method_version"]) for r in baseline}
+    same = [r for r in candidate if (r["spec"]["method"], r["spec"]["method_version"]) in versions]
+    baseline = [r for r in baseline if (r["spec"]["method"], r["spec"]["method_version"])
+                in {(c["spec"]["method"], c["spec"]["method_version"]) for c in same}]
+    assert len(same) >= 9 and len(same) < len(candidate)
+    rows = compare(baseline, same, Tolerances(single_seed_drop=0.5, bytes_growth=0.01,
+                                              allow_missing=True))
+    assert len(rows) == len(same) and {r.mode for r in rows} == {"seed spread"}
     assert not [r for r in rows if r.regression]
     assert any(r.delta_points != 0 for r in rows)  # the machines really differ
