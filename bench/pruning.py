@@ -21,12 +21,13 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 from bench.errors import BenchError
+from bench.masking import pruned_count
 from bench.models import prunable_layers
 from bench.registry import Method
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 Scope = Literal["global", "layerwise"]
 Cut = Literal["exact", "kthvalue"]
-CUTS: tuple[str, ...] = ("exact", "kthvalue")
+CUTS: tuple[str, ...] = get_args(Cut)
 Scores = dict[str, Tensor]
 PRUNING_IMAGES_PER_CLASS = 10
 PRUNING_BATCH_SIZE = 256
@@ -84,7 +85,7 @@ def _above_kthvalue(flat: Tensor, density: float) -> Tensor:
     Already-pruned entries (-inf) count among the ``n``, as the authors' zero scores do.
     With fewer than one weight to prune, the mask stays as it is.
     """
-    pruned = int((1.0 - density) * flat.numel())
+    pruned = pruned_count(flat.numel(), density)
     if pruned < 1:
         return flat > float("-inf")
     return flat > flat.kthvalue(pruned).values
@@ -112,23 +113,33 @@ def _live(model: nn.Module, scores: Scores) -> dict[str, Tensor]:
     return {name: _live_scores(layer, scores[name]) for name, layer in layers}
 
 
-def degenerate_scores(model: nn.Module, scores: Scores, scope: Scope = "global") -> bool:
-    """Whether ``scores`` rank nothing: equal over all live weights (of a tensor, layerwise)."""
-    live = _live(model, scores)
+def _pooled(live: dict[str, Tensor]) -> Tensor:
+    return torch.cat([s.flatten().cpu() for s in live.values()])
+
+
+def _degenerate(live: dict[str, Tensor], scope: Scope) -> bool:
     if scope == "layerwise":
         return any(is_degenerate(s.flatten()) for s in live.values())
-    return is_degenerate(torch.cat([s.flatten().cpu() for s in live.values()]))
+    return is_degenerate(_pooled(live))
+
+
+def degenerate_scores(model: nn.Module, scores: Scores, scope: Scope = "global") -> bool:
+    """Whether ``scores`` rank nothing: equal over all live weights (of a tensor, layerwise)."""
+    return _degenerate(_live(model, scores), scope)
 
 
 def select_masks(model: nn.Module, scores: Scores, density: float, scope: Scope = "global",
                  cut: Cut = "exact") -> dict[str, Tensor]:
     """Boolean masks keeping the highest scores at ``density`` (global or per tensor)."""
-    live = _live(model, scores)
+    return _select(_live(model, scores), density, scope, cut)
+
+
+def _select(live: dict[str, Tensor], density: float, scope: Scope, cut: Cut
+            ) -> dict[str, Tensor]:
     if scope == "layerwise":
         return {name: _cut(s.flatten(), density, cut).reshape(s.shape)
                 for name, s in live.items()}
-    flat = torch.cat([s.flatten().cpu() for s in live.values()])
-    keep = _cut(flat, density, cut)
+    keep = _cut(_pooled(live), density, cut)
     masks, offset = {}, 0
     for name, s in live.items():
         masks[name] = keep[offset:offset + s.numel()].reshape(s.shape)
@@ -160,8 +171,8 @@ def prune(
     """
     degenerate = []
     for index, round_density in enumerate(exponential_schedule(density, rounds), start=1):
-        scores = score(model)
-        if degenerate_scores(model, scores, scope):
+        live = _live(model, score(model))  # once per round: checked, then cut
+        if _degenerate(live, scope):
             degenerate.append(index)
             if on_degenerate is not None:
                 on_degenerate(model, index)
@@ -172,7 +183,7 @@ def prune(
                     f"{density:g} cannot be reached without keeping weights by position "
                     f"(degenerate rounds: {_ranges(degenerate)})")
             continue
-        apply_masks(model, select_masks(model, scores, round_density, scope, cut))
+        apply_masks(model, _select(live, round_density, scope, cut))
     return degenerate
 
 
