@@ -29,6 +29,7 @@ from bench.registry import get_method, load_plugins, make_hparams
 
 DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/reference-masks"
 Masks = dict[str, np.ndarray]
+FULL_TRAIN_IMAGES = 50_000
 
 # fixture -> (suite method, hyperparameters that reproduce the authors' protocol)
 CHECKS: dict[str, tuple[str, dict[str, str]]] = {
@@ -148,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_plugins()
         data = load_data("cifar10", args.data_dir, download=False)
+        if len(data.train_y) != FULL_TRAIN_IMAGES:
+            raise BenchError(f"the fixtures were made on all of CIFAR-10 ({FULL_TRAIN_IMAGES} "
+                             f"training images); {args.data_dir} has {len(data.train_y)}, so "
+                             "its pruning set differs")
         names = args.only or list(CHECKS)
         unknown = [n for n in names if n not in CHECKS]
         if unknown:

@@ -72,3 +72,15 @@ def test_px_keeps_the_authors_per_layer_counts(pruning_data, fixture):
     """Within 2 % of each layer's size of the authors' code, no layer emptied that the
     authors' code keeps, no degenerate round (100 rounds, float32, as they run it)."""
     check(fixture, pruning_data, min_jaccard=None)
+
+
+def test_the_cli_refuses_a_subset_and_an_unknown_fixture(cifar10_dir, pruning_data,
+                                                          cifar10_full_dir, capsys):
+    from bench.conformance import main
+
+    assert main(["--data-dir", str(cifar10_dir), "--only", "snip-d0.1-f32"]) == 2
+    assert "training images" in capsys.readouterr().err  # another pruning set: refused
+    assert main(["--data-dir", str(cifar10_full_dir), "--only", "nope"]) == 2
+    assert "unknown fixture" in capsys.readouterr().err
+    assert main(["--data-dir", str(cifar10_full_dir), "--only", "mag-d0.1-f32"]) == 0
+    assert "| mag-d0.1-f32" in capsys.readouterr().out
