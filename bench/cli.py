@@ -19,6 +19,14 @@ from typing import Any
 import torch
 
 from bench.compare import Tolerances
+from bench.defaults import (
+    DEFAULT_RESULTS,
+    EXIT_RUN_FAILED,
+    EXIT_USAGE,
+    RESULTS_ENV,
+    resolve_device,
+    results_root,
+)
 from bench.errors import BenchError
 from bench.fsutil import check_writable_folder
 from bench.presets import DEFAULT_PRESET, PRESETS, RECIPES, get_preset, get_recipe
@@ -32,10 +40,6 @@ from bench.registry import (
     unknown_method_message,
 )
 
-DEFAULT_RESULTS = Path("results/runs")
-RESULTS_ENV = "BENCH_RESULTS"
-EXIT_RUN_FAILED = 1
-EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,29 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
                           help="runs missing from the candidate are not regressions")
     comparer.add_argument("--json", type=Path, help="also write the comparison as JSON here")
     return parser
-
-
-def results_root(arg: Path | None) -> Path:
-    if arg is not None:
-        return arg
-    return Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """The run device; asking for CUDA where there is none is a user error."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise BenchError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError(
-            f"device {name!r} requested but CUDA is not available here; use --device cpu"
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise BenchError(f"unsupported device {name!r}; use cpu, cuda or cuda:N")
-    return device
 
 
 def _method_items(text: str | None, preset_methods: Sequence[str], args: argparse.Namespace

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench import paper_bytes, report, spend
+from bench.defaults import results_root
 from bench.errors import BenchError
 from bench.fsutil import check_writable_folder
 from bench.presets import PRESETS, get_preset
@@ -890,7 +891,7 @@ def command(args: argparse.Namespace) -> int:
     with_preset = bool(args.paper or args.preset)
     report._check_grid_options(args, with_preset, "--paper or --preset")
     options = report.grid_options(args)
-    root = report.results_root(args.results)
+    root = results_root(args.results)
     if args.paper:
         if args.preset:
             raise BenchError("--paper reads its own presets; drop --preset")

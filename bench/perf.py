@@ -457,7 +457,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure the chosen sections, print them and the targets, write the JSON file."""
-    from bench.cli import resolve_device
+    from bench.defaults import resolve_device
     from bench.errors import BenchError
 
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]

@@ -32,6 +32,7 @@ from tabulate import tabulate
 
 from bench import spend
 from bench.compare import load_result_set
+from bench.defaults import results_root
 from bench.errors import BenchError
 from bench.paper_bytes import pemn_way_bytes
 from bench.presets import PRESETS, RECIPES, Preset, get_preset
@@ -940,12 +941,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "paper-convention bytes, PEMN's count for every method (pemn), "
                         "stored-convention bytes, measured compression ratio, or none")
     parser.add_argument("--out", type=Path, help="write the table to this file, not stdout")
-
-
-def results_root(arg: Path | None) -> Path:
-    from bench.cli import results_root as cli_results_root
-
-    return cli_results_root(arg)
 
 
 def _check_grid_options(args: argparse.Namespace, with_preset: bool, what: str) -> None:
