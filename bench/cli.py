@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import sys
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from bench.compare import Tolerances
 from bench.defaults import (
@@ -39,7 +36,6 @@ from bench.registry import (
     parse_method_item,
     unknown_method_message,
 )
-
 
 
 class _Parser(argparse.ArgumentParser):
