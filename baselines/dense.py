@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.harness import RunContext
-from bench.registry import Method, register
+from bench.api import Method, RunContext, register
 
 
 @register("dense")

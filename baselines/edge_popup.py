@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from bench.mask_learning import MaskLearner, fan_in
-from bench.masking import RandomWeights
-from bench.models import prunable_layers
-from bench.registry import register
+from bench.api import MaskLearner, RandomWeights, fan_in, prunable_layers, register
 
 
 @dataclass(frozen=True)

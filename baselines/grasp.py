@@ -12,10 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.harness import RunContext
-from bench.models import prunable_layers
-from bench.pruning import PruneAtInit, Scores, pruning_batches, scoring_copy, weight_gradients
-from bench.registry import register
+from bench.api import (
+    PruneAtInit,
+    RunContext,
+    Scores,
+    prunable_layers,
+    pruning_batches,
+    register,
+    scoring_copy,
+    weight_gradients,
+)
 
 TEMPERATURE = 200.0
 

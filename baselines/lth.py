@@ -65,13 +65,21 @@ import torch
 from torch import Tensor, nn
 
 from baselines.magnitude_init import magnitude_scores
-from bench.errors import BenchError
-from bench.harness import RunContext
-from bench.models import prunable_layers
-from bench.pruning import Scores, apply_masks, kept_count, prune, rewind
-from bench.recipe import Recipe
-from bench.registry import Method, register
-from bench.store import RunSpec
+from bench.api import (
+    BenchError,
+    Method,
+    Recipe,
+    RunContext,
+    RunSpec,
+    Scores,
+    apply_masks,
+    classifier_name,
+    kept_count,
+    prunable_layers,
+    prune,
+    register,
+    rewind,
+)
 
 Count = Literal["nearest", "open-lth"]
 Retrain = Literal["full", "from-rewind"]
@@ -109,11 +117,6 @@ def round_densities(density: float, prune_fraction: float) -> list[float]:
         return []
     rounds = math.ceil(math.log(density) / math.log(1.0 - prune_fraction) - 1e-9)
     return [(1.0 - prune_fraction) ** r for r in range(1, rounds)] + [density]
-
-
-def classifier_name(model: nn.Module) -> str:
-    """The classifier: the last prunable layer in module order (``fc`` in every suite model)."""
-    return prunable_layers(model)[-1][0]
 
 
 def current_masks(model: nn.Module) -> dict[str, Tensor]:
@@ -236,12 +239,13 @@ class LotteryTicket(Method):
             return out
 
         if head is None:
-            first = ctx.train(recipe=recipe, phase="round0", snapshot_epochs=(hp.rewind_epoch,))
+            first = ctx.train(recipe=recipe, phase="round0", final=not densities,
+                              snapshot_epochs=(hp.rewind_epoch,))
             snapshot = first.snapshots[hp.rewind_epoch]
         else:  # open_lth: train to the rewind step, then on from it with a fresh optimiser
             snapshot = ctx.train(recipe=head, phase="rewind",
                                  snapshot_epochs=(hp.rewind_epoch,)).snapshots[hp.rewind_epoch]
-            ctx.train(recipe=recipe, phase="round0")
+            ctx.train(recipe=recipe, phase="round0", final=not densities)
         for r, density in enumerate(densities, 1):
             t0 = time.perf_counter()
             if hp.count == "open-lth" and r < len(densities):
@@ -254,6 +258,6 @@ class LotteryTicket(Method):
                 prune(ctx.model, scores, density)
             rewind(ctx.model, snapshot)
             ctx.search.seconds += time.perf_counter() - t0
-            ctx.train(recipe=recipe, phase=f"round{r}")
+            ctx.train(recipe=recipe, phase=f"round{r}", final=r == len(densities))
         ctx.search.extra_epochs += (head.epochs if head else 0) + recipe.epochs * len(densities)
         return ctx.model

@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from baselines.magnitude_init import magnitude_scores
-from bench.errors import BenchError
-from bench.harness import RunContext
-from bench.pruning import Scope, prune
-from bench.registry import Method, register
-from bench.store import RunSpec
+from bench.api import BenchError, Method, RunContext, RunSpec, Scope, prune, register
 
 
 @dataclass(frozen=True)
@@ -54,5 +50,5 @@ class MagnitudeAfterTraining(Method):
         t0 = time.perf_counter()
         prune(ctx.model, magnitude_scores, ctx.density, scope=self.hparams.scope)
         ctx.search.seconds += time.perf_counter() - t0
-        ctx.train(recipe=ctx.recipe.with_epochs(finetune), phase="finetune")
+        ctx.train(recipe=ctx.recipe.with_epochs(finetune), phase="finetune", final=True)
         return ctx.model

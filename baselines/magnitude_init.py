@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.harness import RunContext
-from bench.models import prunable_layers
-from bench.pruning import PruneAtInit, Scores
-from bench.registry import register
+from bench.api import PruneAtInit, RunContext, Scores, prunable_layers, register
 
 
 def magnitude_scores(model: nn.Module) -> Scores:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.data import mix_seed
-from bench.harness import RunContext
-from bench.models import prunable_layers
-from bench.pruning import PruneAtInit, Scores
-from bench.registry import register
+from bench.api import PruneAtInit, RunContext, Scores, mix_seed, prunable_layers, register
 
 RANDOM_SCORE_STREAM = 0x52414E44  # "RAND": keeps these draws apart from every other use of the seed
 

@@ -7,10 +7,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.harness import RunContext
-from bench.models import prunable_layers
-from bench.pruning import PruneAtInit, PruneAtInitHparams, Scores, scoring_copy, weight_gradients
-from bench.registry import register
+from bench.api import (
+    PruneAtInit,
+    PruneAtInitHparams,
+    RunContext,
+    Scores,
+    prunable_layers,
+    register,
+    scoring_copy,
+    weight_gradients,
+)
 
 
 def synflow_scores(model: nn.Module) -> Scores:

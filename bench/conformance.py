@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from bench.data import DeviceData, load_data
 from bench.errors import BenchError
-from bench.harness import SearchCost
+from bench.context import SearchCost
 from bench.models import build_model, prunable_layers
 from bench.pruning import prune
 from bench.registry import get_method, load_plugins, make_hparams

@@ -13,9 +13,8 @@ import os
 import sys
 import time
 import traceback
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,15 @@ from tqdm.auto import tqdm
 
 from bench import artifact
 from bench.claims import owner_info as claim_owner
-from bench.data import DeviceData, load_data, mix_seed
+from bench.context import RunContext
+from bench.data import DeviceData, load_data
 from bench.engine import (
     Diverged,
     EngineOptions,
-    TrainResult,
     autocast,
     evaluate,
     model_input,
     prepare_model,
-    train,
 )
 from bench.errors import BenchError
 from bench.fsutil import sha256_file, temporary_path, write_json_atomic
@@ -45,83 +43,6 @@ from bench.provenance import describe_difference, environment
 from bench.recipe import Recipe
 from bench.registry import Method, get_method, make_hparams
 from bench.store import RECORD_FORMAT, RunSpec, RunStore, UnreadableRecord, artifact_name
-
-
-@dataclass
-class SearchCost:
-    """What a method spends besides training its final model (equal-compute comparisons)."""
-
-    extra_epochs: float = 0.0
-    forward_images: int = 0
-    backward_images: int = 0
-    seconds: float = 0.0
-
-    def count(self, images: int, backward: int = 1) -> None:
-        """Record one scoring forward pass over ``images`` and ``backward`` backward passes."""
-        self.forward_images += images
-        self.backward_images += backward * images
-
-
-@dataclass
-class RunContext:
-    """What a method gets: the initialised model, the data, the recipe, and the engine."""
-
-    spec: RunSpec
-    model: nn.Module
-    data: DeviceData
-    recipe: Recipe
-    options: EngineOptions
-    store: RunStore
-    search: SearchCost = field(default_factory=SearchCost)
-    phases: list[dict[str, Any]] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=dict)
-    """Findings a method reports about this run (degenerate pruning rounds, say): recorded."""
-
-    @property
-    def density(self) -> float:
-        return self.spec.density
-
-    @property
-    def seed(self) -> int:
-        return self.spec.seed
-
-    @property
-    def device(self) -> torch.device:
-        return self.options.device
-
-    def train(
-        self,
-        model: nn.Module | None = None,
-        *,
-        params: Sequence[nn.Parameter] | None = None,
-        recipe: Recipe | None = None,
-        phase: str = "train",
-        snapshot_epochs: tuple[int, ...] = (),
-    ) -> TrainResult:
-        """Train through the one engine; each named phase checkpoints and resumes on its own.
-
-        ``params`` defaults to every parameter that requires grad. Set up masks, scores and
-        random weights before calling: a resumed phase loads its checkpoint into this model.
-        """
-        model = self.model if model is None else model
-        if any(p["phase"] == phase for p in self.phases):
-            raise ValueError(f"training phase {phase!r} used twice in one run")
-        seed = self.seed if phase == "train" else mix_seed(self.seed, zlib.crc32(phase.encode()))
-        result = train(
-            model,
-            self.data,
-            recipe or self.recipe,
-            seed=seed,
-            options=self.options,
-            params=params,
-            checkpoint=self.store.checkpoint_path(self.spec.key, phase),
-            description=phase,
-            snapshot_epochs=snapshot_epochs,
-        )
-        self.phases.append({"phase": phase, "epochs": result.epochs, "steps": result.steps,
-                            "seconds": result.seconds, "log": result.log,
-                            "resumed_at_epoch": result.resumed_at_epoch})
-        return result
 
 
 @dataclass
@@ -341,7 +262,7 @@ def _run(
     train_seconds = sum(p["seconds"] for p in ctx.phases)
     search = ctx.search
     search.seconds = search.seconds or max(0.0, method_seconds - train_seconds)
-    final = ctx.phases[-1] if ctx.phases else None
+    final = ctx.final_phase()
     budget = {
         "epochs": final["epochs"] if final else 0,
         "steps": final["steps"] if final else 0,

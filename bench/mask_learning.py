@@ -23,7 +23,7 @@ from bench.models import prunable_layers
 from bench.registry import Method
 
 if TYPE_CHECKING:
-    from bench.harness import RunContext
+    from bench.context import RunContext
 
 NORM_TYPES = (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)
 WEIGHT_STREAM = 0x57454947  # "WEIG": the generator seed of the fixed weights
@@ -33,11 +33,6 @@ SCORE_STREAM = 0x53434F52  # "SCOR": the initial scores
 def weight_seed(run_seed: int) -> int:
     """The 63-bit seed of a run's fixed random weights (stored in its artifact)."""
     return mix_seed(run_seed, WEIGHT_STREAM)
-
-
-def fan_in(layer: nn.Module) -> int:
-    """Inputs feeding one output unit: in_channels/groups x kernel area, or in_features."""
-    return layer.weight[0].numel()
 
 
 def norm_parameters(model: nn.Module) -> list[nn.Parameter]:

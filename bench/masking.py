@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from bench import rng
+from bench.counts import fan_in, pruned_count
 
 WeightScheme = Literal["kaiming-normal", "signed-constant"]
 SCHEMES: tuple[str, ...] = ("kaiming-normal", "signed-constant")
@@ -68,11 +69,6 @@ class RandomWeights:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def pruned_count(numel: int, density: float) -> int:
-    """How many of ``numel`` weights a per-layer keep ratio of ``density`` prunes."""
-    return int((1.0 - density) * numel)
 
 
 def topk_mask(scores: Tensor, density: float) -> Tensor:
@@ -183,8 +179,7 @@ class MaskedWeight:
             raise ValueError(f"density must be in (0, 1], got {density}")
         if self.mask is not None:
             raise ValueError("layer has a fixed mask; scores learn the whole mask")
-        fan_in = self.weight[0].numel()
-        bound = 1.0 / math.sqrt(fan_in)
+        bound = 1.0 / math.sqrt(fan_in(self.weight))
         scores = torch.rand(self.weight.shape, generator=generator, dtype=torch.float64)
         scores = ((scores * 2 - 1) * bound).to(self.weight.dtype)
         self.scores = nn.Parameter(scores.to(self.weight.device))

@@ -101,23 +101,27 @@ def model_metrics(model: nn.Module) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PaperFormula:
-    """A paper's byte accounting: what it counts, and the count for a model's metrics."""
+    """A paper's byte accounting: its name in records, what it counts, and the count for a
+    model's metrics. A method names a built-in one or carries its own (``paper_bytes_formula``)."""
 
+    name: str
     definition: str
     compute: Callable[[nn.Module, dict[str, Any]], int]
 
 
-PAPER_FORMULAS: dict[str, PaperFormula] = {
-    "nonzeros-x32": PaperFormula(
+BUILTIN_FORMULAS: tuple[PaperFormula, ...] = (
+    PaperFormula(
+        "nonzeros-x32",
         "32 bits per kept prunable weight and per other stored value, no index cost "
         "(ShrinkBench's convention)",
         lambda model, m: 4 * m["values_stored"],
     ),
-    "csr-2x": PaperFormula(
+    PaperFormula(
+        "csr-2x",
         "nonzeros-x32 plus a 32-bit index per kept weight (CSR-style accounting)",
         lambda model, m: 4 * m["values_stored"] + 4 * m["parameters_kept"],
     ),
-}
+)
 
 
 def mask_bitmap_bytes(prunable: int) -> int:
@@ -132,23 +136,25 @@ def pemn_sparse_bytes(kept: int, prunable: int) -> int:
     return 4 * kept + (mask_bitmap_bytes(prunable) if kept < prunable else 0)
 
 
-PAPER_FORMULAS["pemn-sparse"] = PaperFormula(
+PEMN_SPARSE = PaperFormula(
+    "pemn-sparse",
     "PEMN's count for trained weights: 32 bits per kept prunable weight plus a 1-bit mask "
     "over every prunable weight (none when dense); norm and bias tensors not counted",
     lambda model, m: pemn_sparse_bytes(m["parameters_kept"], m["parameters_prunable"]),
 )
 
 
-def register_paper_formula(name: str, formula: PaperFormula) -> None:
-    """Let a method plugin add its paper's accounting (e.g. PEMN's eq. 10)."""
-    PAPER_FORMULAS[name] = formula
+PAPER_FORMULAS: dict[str, PaperFormula] = {f.name: f for f in (*BUILTIN_FORMULAS, PEMN_SPARSE)}
+"""The formulas a method may name; a plugin's own formula travels on its class instead."""
 
 
-def paper_bytes(model: nn.Module, formula: str, metrics: dict[str, Any]) -> dict[str, Any]:
+def paper_bytes(model: nn.Module, formula: str | PaperFormula, metrics: dict[str, Any]
+                ) -> dict[str, Any]:
     """A paper's own byte accounting, named, to sit beside the artifact's real size."""
-    if formula not in PAPER_FORMULAS:
-        known = ", ".join(PAPER_FORMULAS)
-        raise KeyError(f"unknown paper byte formula {formula!r}; known: {known}")
-    entry = PAPER_FORMULAS[formula]
-    return {"formula": formula, "bytes": entry.compute(model, metrics),
-            "definition": entry.definition}
+    if isinstance(formula, str):
+        if formula not in PAPER_FORMULAS:
+            known = ", ".join(PAPER_FORMULAS)
+            raise KeyError(f"unknown paper byte formula {formula!r}; known: {known}")
+        formula = PAPER_FORMULAS[formula]
+    return {"formula": formula.name, "bytes": formula.compute(model, metrics),
+            "definition": formula.definition}

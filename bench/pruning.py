@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from bench.counts import kept_count, pruned_count
 from bench.errors import BenchError
-from bench.masking import pruned_count
 from bench.models import prunable_layers
 from bench.registry import Method
 
 if TYPE_CHECKING:
-    from bench.harness import RunContext
+    from bench.context import RunContext
     from bench.store import RunSpec
 
 Scope = Literal["global", "layerwise"]
@@ -48,11 +48,6 @@ def exponential_schedule(density: float, rounds: int) -> list[float]:
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     return [density ** (r / rounds) for r in range(1, rounds + 1)]
-
-
-def kept_count(numel: int, density: float) -> int:
-    """Weights kept out of ``numel`` at ``density``: the nearest whole number."""
-    return int(round(density * numel))
 
 
 def _live_scores(layer: nn.Module, score: Tensor) -> Tensor:

@@ -20,7 +20,8 @@ from bench.errors import BenchError
 if TYPE_CHECKING:
     from torch import nn
 
-    from bench.harness import RunContext
+    from bench.context import RunContext
+    from bench.metrics import PaperFormula
     from bench.store import RunSpec
 
 ENTRY_POINT_GROUP = "bench.methods"
@@ -40,7 +41,8 @@ class Method:
     run key when they differ from their defaults) and ``version`` (bump it when
     the method changes what it computes, so old results are not reused).
     ``uses_density`` is False for methods that keep every weight (dense).
-    ``paper_bytes_formula`` names the method paper's byte accounting (bench.metrics).
+    ``paper_bytes_formula`` is the method paper's byte accounting: the name of a built-in
+    (bench.metrics.PAPER_FORMULAS) or the plugin's own :class:`bench.api.PaperFormula`.
     """
 
     name: ClassVar[str] = ""
@@ -48,7 +50,7 @@ class Method:
     Hparams: ClassVar[type] = NoHparams
     version: ClassVar[int] = 1
     uses_density: ClassVar[bool] = True
-    paper_bytes_formula: ClassVar[str] = "nonzeros-x32"
+    paper_bytes_formula: ClassVar[str | PaperFormula] = "nonzeros-x32"
 
     def __init__(self, hparams: Any | None = None) -> None:
         self.hparams = hparams if hparams is not None else self.Hparams()

@@ -23,11 +23,15 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from bench.mask_learning import MaskLearner, fan_in
-from bench.masking import RandomWeights
-from bench.metrics import PaperFormula, register_paper_formula
-from bench.models import PrunableConv2d, prunable_layers
-from bench.registry import register
+from bench.api import (
+    MaskLearner,
+    PaperFormula,
+    PrunableConv2d,
+    RandomWeights,
+    fan_in,
+    prunable_layers,
+    register,
+)
 
 SCHEME = "kaiming-normal"
 
@@ -86,11 +90,12 @@ def unique_values(model: nn.Module) -> int:
     return sum(needed.values())
 
 
-register_paper_formula("pemn-eq10", PaperFormula(
+PEMN_EQ10 = PaperFormula(
+    "pemn-eq10",
     "PEMN's accounting: 32 bits per unique prototype value plus 1 bit per masked weight "
     "(norm and bias tensors not counted)",
     lambda model, m: 4 * unique_values(model) + -(-m["parameters_prunable"] // 8),
-))
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ class RandomVectorHparams(PaddingHparams):
 class PEMN(MaskLearner):
     """Shared by the PEMN variants: the paper's byte accounting and hyperparameters."""
 
-    paper_bytes_formula = "pemn-eq10"
+    paper_bytes_formula = PEMN_EQ10
     Hparams = PEMNHparams
     version = 2  # 2: exactly numel - int((1-d) numel) kept at ties, as the authors' GetSubnet
 

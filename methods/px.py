@@ -105,30 +105,31 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from bench.errors import BenchError
-from bench.models import PRUNABLE_TYPES, prunable_layers
-from bench.models.resnet import ShortcutA
-from bench.models.vit import VisionTransformer
-from bench.pruning import (
+from bench.api import (
+    PRUNABLE_TYPES,
+    BenchError,
     Cut,
     PruneAtInit,
     PruneAtInitHparams,
+    RunContext,
     Scores,
+    ShortcutA,
+    VisionTransformer,
+    classifier_name,
+    prunable_layers,
     pruning_batches,
+    register,
     scoring_copy,
+    shortcut_norm_names,
     weight_gradients,
 )
-from bench.registry import register
-
-if TYPE_CHECKING:
-    from bench.harness import RunContext
 
 ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.GELU)
 # Leaf modules whose behaviour the path decomposition covers (containers are free).
@@ -136,8 +137,9 @@ _PATH_LEAVES: tuple[type[nn.Module], ...] = (
     *PRUNABLE_TYPES, _BatchNorm, *ACTIVATIONS, nn.MaxPool2d, nn.AvgPool2d,
     nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten, ShortcutA,
 )  # fmt: skip
-CLASSIFIER_KEY = "fc"  # the authors' name filter: the classifier of every zoo model is `fc`
-BN_KEY = "bn"  # ... and BatchNorm names; ResNet's shortcut BN (`shortcut.1`) lacks it
+# The authors filter state_dict names: "fc" (the classifier of every zoo model) and "bn"
+# (every BatchNorm but the ResNet shortcut's `shortcut.1`). The suite selects the same
+# layers by structure: bench.api.classifier_name and shortcut_norm_names.
 Role = Literal["activation", "kernel"]
 
 
@@ -150,12 +152,14 @@ class PXVariant:
     batchnorm: Literal["train", "identity"]
     """BatchNorm in copies 2 and 3: batch statistics (train mode), or swapped for Identity."""
     signed_classifier: bool
-    """Prunable layers whose name contains ``fc`` keep signed weights and bias in 2 and 3."""
+    """The classifier (the authors: layers named ``fc``) keeps signed weights and bias in 2
+    and 3."""
     activation_weights: Literal["one", "kept"]
     """Copy 2's prunable weights and biases: set to 1, or left as they are (the 2024
     release's ``p[m > 0].fill_(1.0)`` fills a copy made by the indexing: a no-op)."""
-    unnamed_bn_as_weights: frozenset[Role]
-    """Copies in which BatchNorms whose name lacks ``bn`` are transformed like weights."""
+    shortcut_norms_as_weights: frozenset[Role]
+    """Copies in which the shortcut BatchNorms (the authors: names lacking ``bn``) are
+    transformed like weights."""
     activation_input: Literal["squared", "images"]
     """Copy 2 runs on ``x ** 2`` (HEAD, the paper) or on ``x`` (the 2024 release)."""
     kernel_input: Literal["ones-per-batch", "images-per-batch", "single"]
@@ -172,16 +176,16 @@ class PXVariant:
 
 FAITHFUL = PXVariant(gate_mode="eval", batchnorm="train", signed_classifier=True,
                      activation_weights="one",
-                     unnamed_bn_as_weights=frozenset({"activation", "kernel"}),
+                     shortcut_norms_as_weights=frozenset({"activation", "kernel"}),
                      activation_input="squared", kernel_input="ones-per-batch", weight_power=2,
                      pooling="window", dtype=torch.float32)
 RELEASE_2024 = PXVariant(gate_mode="train", batchnorm="train", signed_classifier=False,
                          activation_weights="kept",
-                         unnamed_bn_as_weights=frozenset({"kernel"}),
+                         shortcut_norms_as_weights=frozenset({"kernel"}),
                          activation_input="images", kernel_input="images-per-batch",
                          weight_power=5, pooling="window", dtype=torch.float32)
 CLEAN = PXVariant(gate_mode="eval", batchnorm="identity", signed_classifier=False,
-                  activation_weights="one", unnamed_bn_as_weights=frozenset(),
+                  activation_weights="one", shortcut_norms_as_weights=frozenset(),
                   activation_input="squared", kernel_input="single", weight_power=2,
                   pooling="adaptive", dtype=torch.float64)
 
@@ -299,8 +303,9 @@ class WindowAvgPool(nn.Module):
         return F.avg_pool2d(x, x.shape[-1])
 
 
-def _transform_prunable(module: nn.Module, name: str, variant: PXVariant, role: Role) -> None:
-    if variant.signed_classifier and CLASSIFIER_KEY in name:
+def _transform_prunable(module: nn.Module, is_classifier: bool, variant: PXVariant, role: Role
+                        ) -> None:
+    if variant.signed_classifier and is_classifier:
         return
     if role == "activation" and variant.activation_weights == "kept":
         return
@@ -319,16 +324,17 @@ def auxiliary_copy(model: nn.Module, variant: PXVariant, role: Role,
     for p in net.parameters():
         p.requires_grad_(False)
     net.train(variant.batchnorm == "train")
+    classifier, shortcut_norms = classifier_name(net), shortcut_norm_names(net)
     with torch.no_grad():
         for name, module in list(net.named_modules()):
             if isinstance(module, PRUNABLE_TYPES):
-                _transform_prunable(module, name, variant, role)
+                _transform_prunable(module, name == classifier, variant, role)
                 if role == "kernel":
                     module.weight.requires_grad_(True)
             elif isinstance(module, _BatchNorm):
                 if variant.batchnorm == "identity":
                     _replace(net, name, nn.Identity())
-                elif role in variant.unnamed_bn_as_weights and BN_KEY not in name:
+                elif role in variant.shortcut_norms_as_weights and name in shortcut_norms:
                     _to_path_values((module.weight, module.bias), role)
             elif isinstance(module, ACTIVATIONS):
                 gate = FixedGate(name, bank) if role == "activation" else nn.Identity()

@@ -28,10 +28,10 @@ from baselines.random_pruning import RandomPruning
 from baselines.snip import SNIP
 from baselines.synflow import SynFlow, synflow_scores
 from bench.cli import main
+from bench.context import SearchCost
 from bench.data import DATASETS, DeviceData
 from bench.engine import state_snapshot
 from bench.errors import BenchError
-from bench.harness import SearchCost
 from bench.metrics import model_metrics
 from bench.models import PrunableConv2d, PrunableLinear, build_model, prunable_layers
 from bench.pruning import PRUNING_IMAGES_PER_CLASS, kept_count
@@ -94,7 +94,8 @@ class StubContext:
         self.fake_training = fake_training
         self.calls: list[dict] = []
 
-    def train(self, model=None, *, params=None, recipe=None, phase="train", snapshot_epochs=()):
+    def train(self, model=None, *, params=None, recipe=None, phase="train", final=None,
+              snapshot_epochs=()):
         model = self.model if model is None else model
         recipe = recipe or self.recipe
         call = {"phase": phase, "epochs": recipe.epochs, "snapshot_epochs": snapshot_epochs,

@@ -24,7 +24,7 @@ import pytest
 import torch
 from torch import nn
 
-import bench.engine as engine
+import bench.engine.loop as engine  # where train() looks make_optimizer up
 from baselines.lth import (
     LotteryTicket,
     LTHHparams,
@@ -33,10 +33,10 @@ from baselines.lth import (
     resumed_recipe,
     round_densities,
 )
+from bench.context import RunContext, SearchCost
 from bench.data import DATASETS, DeviceData
 from bench.engine import EngineOptions, state_snapshot
 from bench.errors import BenchError
-from bench.harness import RunContext, SearchCost
 from bench.models import PrunableConv2d, PrunableLinear, build_model, prunable_layers
 from bench.pruning import kept_count
 from bench.recipe import Recipe, lr_factor
@@ -119,7 +119,8 @@ class FakeTraining:
         self.search = SearchCost()
         self.calls: list[dict] = []
 
-    def train(self, model=None, *, params=None, recipe=None, phase="train", snapshot_epochs=()):
+    def train(self, model=None, *, params=None, recipe=None, phase="train", final=None,
+              snapshot_epochs=()):
         model = self.model if model is None else model
         recipe = recipe or self.recipe
         call = {"phase": phase, "recipe": recipe, "masks": masks_of(model),

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from baselines.edge_popup import EdgePopup
 from bench import artifact
 from bench.cli import main
+from bench.counts import fan_in
 from bench.mask_learning import (
     NORM_TYPES,
-    fan_in,
     make_mask_learner,
     mask_learning_parameters,
     weight_seed,
@@ -19,6 +19,7 @@ from bench.models import PrunableConv2d, build_model, prunable_layers
 from bench.rng import kaiming_normal
 from bench.store import RunStore
 from methods.pemn import (
+    PEMN_EQ10,
     PEMNMask,
     PEMNMaxLayerPadding,
     PEMNOneLayer,
@@ -153,7 +154,7 @@ def test_pemn_artifact_is_recipe_plus_masks_plus_norms():
     stored, stored_info = artifact.encode(model, random_weights="stored")
     assert stored_info.breakdown["prototypes"] == 4 * unique_values(model)
     m = model_metrics(model)
-    eq10 = paper_bytes(model, "pemn-eq10", m)
+    eq10 = paper_bytes(model, PEMN_EQ10, m)
     assert eq10["bytes"] == 4 * unique_values(model) + -(-m["parameters_prunable"] // 8)
     assert weight_seed(0) != weight_seed(1)
 

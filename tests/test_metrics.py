@@ -106,7 +106,7 @@ def test_pemn_way_count_by_hand_weights_only():
 
 
 def test_pemn_way_count_matches_eq10_on_random_weights():
-    from methods.pemn import padded_weights
+    from methods.pemn import PEMN_EQ10, padded_weights
 
     for extra_norm in (False, True):
         model = _masked(tiny(extra_norm))
@@ -116,7 +116,7 @@ def test_pemn_way_count_matches_eq10_on_random_weights():
         m = model_metrics(model)
         # every layer its own random values (pemn-mask, Edge-Popup): 4 * 5236 + 655
         assert model_pemn_way_bytes(model, m) == 4 * 5236 + 655 == 21599
-        assert paper_bytes(model, "pemn-eq10", m)["bytes"] == 21599  # the PEMN side agrees
+        assert paper_bytes(model, PEMN_EQ10, m)["bytes"] == 21599  # the PEMN side agrees
         record = {**m, "artifact_bytes_stored_convention": 1,
                   "paper_bytes": {"formula": "nonzeros-x32", "bytes": 0}}
         assert pemn_way_bytes(record) == 21599
@@ -124,7 +124,7 @@ def test_pemn_way_count_matches_eq10_on_random_weights():
         for name, layer in prunable_layers(model):
             layer.set_random_weights(padded_weights(model, 0)[name])
         m = model_metrics(model)
-        eq10 = paper_bytes(model, "pemn-eq10", m)
+        eq10 = paper_bytes(model, PEMN_EQ10, m)
         assert eq10["bytes"] == 4 * 5120 + 655 == 21135
         assert pemn_way_bytes({**m, "paper_bytes": eq10}) == 21135
         with pytest.raises(ValueError, match="pemn-eq10"):

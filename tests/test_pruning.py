@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.context import SearchCost
 from bench.data import DATASETS, DeviceData
 from bench.engine import EngineOptions, state_snapshot, train
 from bench.errors import BenchError
-from bench.harness import SearchCost
 from bench.metrics import model_metrics
 from bench.models import PrunableLinear, build_model, prunable_layers
 from bench.pruning import (

@@ -24,8 +24,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from bench.cli import main
+from bench.context import SearchCost
 from bench.errors import BenchError
-from bench.harness import SearchCost
 from bench.metrics import model_metrics
 from bench.models import PrunableLinear, build_model, prunable_layers
 from bench.pruning import kept_count, prune

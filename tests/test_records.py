@@ -98,7 +98,7 @@ def test_a_resume_in_another_environment_says_so(cifar10_dir, tmp_path, capsys, 
         if not calls:
             calls.append(1)
             raise KeyboardInterrupt  # as a Ctrl-C after the first phase's checkpoint
-        ctx.train(phase="second")
+        ctx.train(phase="second", final=True)
         return ctx.model
 
     extra_methods("test-two-phases", two_phases)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from bench.errors import BenchError
 from bench.models.convmixer import ConvMixer
@@ -220,3 +221,22 @@ def build_model(name: str, num_classes: int, seed: int = 0, **kwargs: Any) -> nn
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(qualified name, module) of every PrunableConv2d / PrunableLinear, in module order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+
+
+def classifier_name(model: nn.Module) -> str:
+    """The classifier: the last prunable layer in module order (``fc`` in every suite model)."""
+    return prunable_layers(model)[-1][0]
+
+
+def shortcut_norm_names(model: nn.Module) -> frozenset[str]:
+    """Names of the normalisation layers inside residual shortcuts (a block's ``shortcut``
+    projection: ``blocks.i.shortcut.1`` in the CIFAR ResNets), the only ones whose name
+    lacks ``bn`` in the suite's models, which the PX authors' name filter singles out."""
+    out = set()
+    for name, module in model.named_modules():
+        shortcut = getattr(module, "shortcut", None)
+        if isinstance(shortcut, nn.Module):
+            prefix = f"{name}.shortcut" if name else "shortcut"
+            out.update(f"{prefix}.{n}" if n else prefix for n, m in shortcut.named_modules()
+                       if isinstance(m, _BatchNorm))
+    return frozenset(out)

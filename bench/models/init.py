@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from bench.counts import fan_in
 from bench.models.vit import VisionTransformer
 
 EMBEDDING_STD = 0.02
@@ -24,8 +25,7 @@ def _draw_normal(tensor: torch.Tensor, std: float, generator: torch.Generator) -
 
 def kaiming_std(weight: torch.Tensor) -> float:
     """He-normal std for ReLU, fan_in mode: sqrt(2 / fan_in), fan_in = in/groups * kh * kw."""
-    fan_in = math.prod(weight.shape[1:])
-    return math.sqrt(2.0 / fan_in)
+    return math.sqrt(2.0 / fan_in(weight))
 
 
 @torch.no_grad()

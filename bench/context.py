@@ -1,0 +1,126 @@
+"""What a method is given (:class:`RunContext`) and what it reports spending (:class:`SearchCost`).
+
+The harness builds one context per run; a method trains only through :meth:`RunContext.train`,
+so every phase checkpoints, resumes and is timed the same way, and names which phase is the
+final training that the record's budget describes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.data import DeviceData, mix_seed
+from bench.engine import EngineOptions, TrainResult, train
+from bench.errors import BenchError
+from bench.recipe import Recipe
+from bench.store import RunSpec, RunStore
+
+FINAL_PHASE = "train"
+"""The phase name of a method that trains once: its seed is the run seed, and it is final."""
+
+
+@dataclass
+class SearchCost:
+    """What a method spends besides training its final model (equal-compute comparisons)."""
+
+    extra_epochs: float = 0.0
+    forward_images: int = 0
+    backward_images: int = 0
+    seconds: float = 0.0
+
+    def count(self, images: int, backward: int = 1) -> None:
+        """Record one scoring forward pass over ``images`` and ``backward`` backward passes."""
+        self.forward_images += images
+        self.backward_images += backward * images
+
+
+@dataclass
+class RunContext:
+    """What a method gets: the initialised model, the data, the recipe, and the engine."""
+
+    spec: RunSpec
+    model: nn.Module
+    data: DeviceData
+    recipe: Recipe
+    options: EngineOptions
+    store: RunStore
+    search: SearchCost = field(default_factory=SearchCost)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Findings a method reports about this run (degenerate pruning rounds, say): recorded."""
+
+    @property
+    def target_density(self) -> float:
+        """The kept fraction the run asks for (``spec.density``); what a method achieved is
+        measured from the returned model (the record's ``metrics.density``)."""
+        return self.spec.density
+
+    @property
+    def density(self) -> float:
+        """Short for :attr:`target_density`."""
+        return self.spec.density
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def device(self) -> torch.device:
+        return self.options.device
+
+    def train(
+        self,
+        model: nn.Module | None = None,
+        *,
+        params: Sequence[nn.Parameter] | None = None,
+        recipe: Recipe | None = None,
+        phase: str = FINAL_PHASE,
+        final: bool | None = None,
+        snapshot_epochs: tuple[int, ...] = (),
+    ) -> TrainResult:
+        """Train through the one engine; each named phase checkpoints and resumes on its own.
+
+        ``final`` marks the training of the returned model, whose epochs, steps and log the
+        record's budget reports (default: the phase named ``train``); every other phase is
+        search. ``params`` defaults to every parameter that requires grad. Set up masks,
+        scores and random weights before calling: a resumed phase loads its checkpoint.
+        """
+        model = self.model if model is None else model
+        if any(p["phase"] == phase for p in self.phases):
+            raise ValueError(f"training phase {phase!r} used twice in one run")
+        is_final = phase == FINAL_PHASE if final is None else final
+        if is_final and any(p["final"] for p in self.phases):
+            raise ValueError(f"training phase {phase!r} marked final after another final one")
+        seed = self.seed if phase == FINAL_PHASE else mix_seed(self.seed,
+                                                                 zlib.crc32(phase.encode()))
+        result = train(
+            model,
+            self.data,
+            recipe or self.recipe,
+            seed=seed,
+            options=self.options,
+            params=params,
+            checkpoint=self.store.checkpoint_path(self.spec.key, phase),
+            description=phase,
+            snapshot_epochs=snapshot_epochs,
+        )
+        self.phases.append({"phase": phase, "epochs": result.epochs, "steps": result.steps,
+                            "seconds": result.seconds, "log": result.log,
+                            "resumed_at_epoch": result.resumed_at_epoch, "final": is_final})
+        return result
+
+    def final_phase(self) -> dict[str, Any] | None:
+        """The phase marked final; None for a method that does not train (BenchError when it
+        trained but marked no phase final: its budget would be undefined)."""
+        final = [p for p in self.phases if p["final"]]
+        if not final and self.phases:
+            names = ", ".join(p["phase"] for p in self.phases)
+            raise BenchError(f"method {self.spec.method!r} trained ({names}) but marked no phase "
+                             "final: pass final=True to the training of the returned model")
+        return final[0] if final else None
