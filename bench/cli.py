@@ -267,7 +267,7 @@ def _terminated(signum: int, _frame: Any) -> None:
 def grid_specs(args: argparse.Namespace) -> list[Any]:
     """The ``run`` command's grid as specs (without data fingerprints), every option checked."""
     from bench.data import DATASETS
-    from bench.harness import build_specs
+    from bench.grid import build_specs
     from bench.models import validate_model
 
     preset = get_preset(args.preset)

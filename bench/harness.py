@@ -35,13 +35,11 @@ from bench.engine import (
     model_input,
     prepare_model,
 )
-from bench.errors import BenchError
 from bench.fsutil import sha256_file, temporary_path, write_json_atomic
 from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.models import build_model
 from bench.provenance import describe_difference, environment
-from bench.recipe import Recipe
-from bench.registry import Method, get_method, make_hparams
+from bench.registry import Method, get_method
 from bench.store import RECORD_FORMAT, RunSpec, RunStore, UnreadableRecord, artifact_name
 
 
@@ -356,54 +354,6 @@ def _logit_difference(a: nn.Module, b: nn.Module, data: DeviceData, options: Eng
     a.train(modes[0])
     b.train(modes[1])
     return diff
-
-
-def build_specs(
-    *,
-    methods: Sequence[tuple[str, dict[str, str]]],
-    models: Sequence[str],
-    datasets: Sequence[str],
-    densities: Sequence[float] | dict[str, Sequence[float]],
-    seeds: Sequence[int],
-    recipe: Recipe | Callable[[str], Recipe],
-    model_kwargs: dict[str, Any] | None = None,
-    train_subset: int | None = None,
-    test_subset: int | None = None,
-    value_codec: str = "float32",
-) -> list[RunSpec]:
-    """The grid as specs, in run order; methods that keep every weight get density 1 once.
-
-    ``recipe`` may depend on the method (a callable of its name), and so may ``densities``
-    (a mapping from method name to its densities, with the key ``"*"`` for the rest).
-    """
-    from bench.registry import non_default_hparams
-
-    by_method = densities if isinstance(densities, dict) else {"*": tuple(densities)}
-    for d in (d for ds in by_method.values() for d in ds):
-        if not 0.0 < d <= 1.0:
-            raise BenchError(f"bad density {d!r}: densities are kept fractions in (0, 1]")
-    specs: list[RunSpec] = []
-    seen: set[str] = set()
-    for dataset in datasets:
-        for model in models:
-            for name, overrides in methods:
-                cls = get_method(name)
-                hparams = non_default_hparams(make_hparams(cls, overrides))
-                method_recipe = recipe(name) if callable(recipe) else recipe
-                method_densities = by_method.get(name, by_method.get("*", ()))
-                for density in method_densities if cls.uses_density else (1.0,):
-                    for seed in seeds:
-                        spec = RunSpec(
-                            method=name, model=model, dataset=dataset, density=float(density),
-                            seed=int(seed), recipe=method_recipe, hparams=hparams,
-                            model_kwargs=dict(model_kwargs or {}), train_subset=train_subset,
-                            test_subset=test_subset, method_version=cls.version,
-                            value_codec=value_codec,
-                        )
-                        if spec.key not in seen:
-                            seen.add(spec.key)
-                            specs.append(spec)
-    return specs
 
 
 GRID_POLL_SECONDS = 2.0

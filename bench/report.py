@@ -355,7 +355,7 @@ def preset_grid(preset: Preset, options: GridOptions = GridOptions(),
 
     ``methods`` replaces the preset's method items (used for reference runs such as dense).
     """
-    from bench.harness import build_specs
+    from bench.grid import build_specs
     from bench.registry import methods as registry
     from bench.registry import parse_method_item
 
