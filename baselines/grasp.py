@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.api import (
+    Importance,
     PruneAtInit,
     RunContext,
-    Scores,
     prunable_layers,
     pruning_batches,
     register,
@@ -33,7 +33,7 @@ class GraSP(PruneAtInit):
     description = "pruning at init preserving gradient flow, theta*Hg (Wang et al. 2020)"
     uses_pruning_set = True
 
-    def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
+    def importance(self, model: nn.Module, ctx: RunContext) -> Importance:
         net = scoring_copy(model).train()
         weights = [layer.weight for _, layer in prunable_layers(net)]
         g = [torch.zeros_like(w) for w in weights]

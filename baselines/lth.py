@@ -67,11 +67,11 @@ from torch import Tensor, nn
 from baselines.magnitude_init import magnitude_scores
 from bench.api import (
     BenchError,
+    Importance,
     Method,
     Recipe,
     RunContext,
     RunSpec,
-    Scores,
     apply_masks,
     classifier_name,
     kept_count,
@@ -232,7 +232,7 @@ class LotteryTicket(Method):
                 raise BenchError(f"lth prune_classifier=false: density {ctx.density:g} keeps "
                                  f"{target} weights, fewer than the classifier's {size}")
 
-        def scores(model: nn.Module) -> Scores:
+        def scores(model: nn.Module) -> Importance:
             out = magnitude_scores(model)
             for name in ignore:  # ranked above everything: kept, and counted in the density
                 out[name] = torch.full_like(out[name], float("inf"))

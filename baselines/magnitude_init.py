@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.api import PruneAtInit, RunContext, Scores, prunable_layers, register
+from bench.api import Importance, PruneAtInit, RunContext, prunable_layers, register
 
 
-def magnitude_scores(model: nn.Module) -> Scores:
+def magnitude_scores(model: nn.Module) -> Importance:
     """|theta| of every prunable weight."""
     return {name: layer.weight.detach().abs() for name, layer in prunable_layers(model)}
 
@@ -18,5 +18,5 @@ class MagnitudeAtInit(PruneAtInit):
 
     description = "pruning at init keeping the largest initial |weights|"
 
-    def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
+    def importance(self, model: nn.Module, ctx: RunContext) -> Importance:
         return magnitude_scores(model)

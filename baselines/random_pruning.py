@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.api import PruneAtInit, RunContext, Scores, mix_seed, prunable_layers, register
+from bench.api import Importance, PruneAtInit, RunContext, mix_seed, prunable_layers, register
 
 RANDOM_SCORE_STREAM = 0x52414E44  # "RAND": keeps these draws apart from every other use of the seed
 
@@ -16,7 +16,7 @@ class RandomPruning(PruneAtInit):
 
     description = "pruning at init with i.i.d. Gaussian scores (the floor every method must beat)"
 
-    def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
+    def importance(self, model: nn.Module, ctx: RunContext) -> Importance:
         generator = torch.Generator().manual_seed(mix_seed(ctx.seed, RANDOM_SCORE_STREAM))
         return {name: torch.randn(layer.weight.shape, generator=generator)
                 for name, layer in prunable_layers(model)}

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.api import (
+    Importance,
     PruneAtInit,
     RunContext,
-    Scores,
     prunable_layers,
     pruning_batches,
     register,
@@ -24,7 +24,7 @@ class SNIP(PruneAtInit):
     description = "pruning at init by connection sensitivity |w * dL/dw| (Lee et al. 2019)"
     uses_pruning_set = True
 
-    def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
+    def importance(self, model: nn.Module, ctx: RunContext) -> Importance:
         net = scoring_copy(model).train()
         for x, y in pruning_batches(ctx):
             F.cross_entropy(net(x), y, reduction="sum").backward()

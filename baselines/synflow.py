@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from bench.api import (
+    Importance,
     PruneAtInit,
     PruneAtInitHparams,
     RunContext,
-    Scores,
     prunable_layers,
     register,
     scoring_copy,
@@ -19,7 +19,7 @@ from bench.api import (
 )
 
 
-def synflow_scores(model: nn.Module) -> Scores:
+def synflow_scores(model: nn.Module) -> Importance:
     """|theta * dR/dtheta| with every tensor made non-negative, R = sum of outputs on ones.
 
     Runs on a float64 copy in eval mode (float32 overflows in deep networks).
@@ -48,6 +48,6 @@ class SynFlow(PruneAtInit):
     description = "data-free pruning at init by iterative synaptic flow (Tanaka et al. 2020)"
     Hparams = SynFlowHparams
 
-    def scores(self, model: nn.Module, ctx: RunContext) -> Scores:
+    def importance(self, model: nn.Module, ctx: RunContext) -> Importance:
         ctx.search.count(1)
         return synflow_scores(model)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
+from bench.context import SearchCost
 from bench.data import DeviceData, load_data
 from bench.errors import BenchError
-from bench.context import SearchCost
 from bench.models import build_model, prunable_layers
 from bench.pruning import prune
 from bench.registry import get_method, load_plugins, make_hparams
@@ -110,7 +110,7 @@ def suite_masks(method: str, density: float, data: DeviceData, hparams: dict[str
         model = build_model("resnet20", data.num_classes, seed=0)
         ctx = SimpleNamespace(data=data, seed=0, search=SearchCost(), notes={})
         rounds = getattr(plugin.hparams, "rounds", plugin.rounds)
-        degenerate = prune(model, lambda m: plugin.scores(m, ctx), density, rounds,
+        degenerate = prune(model, lambda m: plugin.importance(m, ctx), density, rounds,
                            plugin.hparams.scope, plugin.hparams.cut)
         masks = {n: layer.current_mask().cpu().numpy() for n, layer in prunable_layers(model)}
         return masks, degenerate

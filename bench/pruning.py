@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 Scope = Literal["global", "layerwise"]
 Cut = Literal["exact", "kthvalue"]
 CUTS: tuple[str, ...] = get_args(Cut)
-Scores = dict[str, Tensor]
+Importance = dict[str, Tensor]
+"""Per prunable layer, one non-negative number per weight: higher is kept first. (Edge-Popup's
+trainable ``scores`` are a different thing: parameters of a mask learner.)"""
 PRUNING_IMAGES_PER_CLASS = 10
 PRUNING_BATCH_SIZE = 256
 
@@ -100,7 +102,7 @@ def is_degenerate(live: Tensor) -> bool:
     return values.numel() > 1 and bool(values.max() == values.min())
 
 
-def _live(model: nn.Module, scores: Scores) -> dict[str, Tensor]:
+def _live(model: nn.Module, scores: Importance) -> dict[str, Tensor]:
     layers = prunable_layers(model)
     missing = [name for name, _ in layers if name not in scores]
     if missing:
@@ -118,12 +120,12 @@ def _degenerate(live: dict[str, Tensor], scope: Scope) -> bool:
     return is_degenerate(_pooled(live))
 
 
-def degenerate_scores(model: nn.Module, scores: Scores, scope: Scope = "global") -> bool:
+def degenerate_scores(model: nn.Module, scores: Importance, scope: Scope = "global") -> bool:
     """Whether ``scores`` rank nothing: equal over all live weights (of a tensor, layerwise)."""
     return _degenerate(_live(model, scores), scope)
 
 
-def select_masks(model: nn.Module, scores: Scores, density: float, scope: Scope = "global",
+def select_masks(model: nn.Module, scores: Importance, density: float, scope: Scope = "global",
                  cut: Cut = "exact") -> dict[str, Tensor]:
     """Boolean masks keeping the highest scores at ``density`` (global or per tensor)."""
     return _select(_live(model, scores), density, scope, cut)
@@ -150,7 +152,7 @@ def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
 
 def prune(
     model: nn.Module,
-    score: Callable[[nn.Module], Scores],
+    score: Callable[[nn.Module], Importance],
     density: float,
     rounds: int = 1,
     scope: Scope = "global",
@@ -193,7 +195,7 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
-def weight_gradients(model: nn.Module) -> Scores:
+def weight_gradients(model: nn.Module) -> Importance:
     """d(objective)/d(weight) of each prunable layer after a backward pass (0 where unused)."""
     return {name: (layer.weight.grad if layer.weight.grad is not None
                    else torch.zeros_like(layer.weight))
@@ -252,7 +254,7 @@ class PruneAtInit(Method):
                 f"but the training subset has {train_images_per_class} per class; raise "
                 "--train-subset")
 
-    def scores(self, model: nn.Module, ctx: RunContext) -> Scores:  # pragma: no cover
+    def importance(self, model: nn.Module, ctx: RunContext) -> Importance:  # pragma: no cover
         raise NotImplementedError
 
     def explain_degenerate(self, model: nn.Module, ctx: RunContext) -> dict[str, Any]:
@@ -268,7 +270,7 @@ class PruneAtInit(Method):
             notes.append({"round": index, **self.explain_degenerate(model, ctx)})
             ctx.notes["degenerate_rounds"] = notes
 
-        prune(ctx.model, lambda m: self.scores(m, ctx), ctx.density, rounds,
+        prune(ctx.model, lambda m: self.importance(m, ctx), ctx.density, rounds,
               self.hparams.scope, self.hparams.cut, degenerate)
         ctx.search.seconds += time.perf_counter() - t0
         ctx.train()

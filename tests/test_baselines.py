@@ -1,6 +1,6 @@
 """The pruning baselines: each score against a hand computation, and what each method does.
 
-Scores are checked on tiny bias-free networks with fixed weights and the seed's pruning set,
+Importance are checked on tiny bias-free networks with fixed weights and the seed's pruning set,
 against expected tensors computed here independently (explicit chain rule, an explicit
 Hessian, closed forms, or autograd on a functional re-implementation). Then: random scores,
 SynFlow against layer collapse, scoring that never touches the run's model, the magnitude
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import bench.harness as harness
+import bench.harness.one_run as harness_one_run
 from baselines.grasp import TEMPERATURE, GraSP
 from baselines.lth import LotteryTicket, LTHHparams, round_densities
 from baselines.magnitude import MagnitudeAfterTraining, MagnitudeHparams, split_budget
@@ -224,7 +224,7 @@ def assert_scores_close(got: dict, expected: dict, rel: float = 1e-4) -> None:
 def test_magnitude_init_score_is_abs_theta(data):
     net = tiny_mlp()
     w1, w2 = mlp_weights(net)
-    scores = MagnitudeAtInit().scores(net, StubContext(net, data=data))
+    scores = MagnitudeAtInit().importance(net, StubContext(net, data=data))
     assert torch.equal(scores["2"].double(), w1.abs())
     assert torch.equal(scores["4"].double(), w2.abs())
 
@@ -236,7 +236,7 @@ def test_snip_score_by_the_chain_rule(data, batch):
     x, y = batch
     g1, g2 = mlp_grads(pooled(x), y, w1, w2)
     ctx = StubContext(net, data=data)
-    scores = SNIP().scores(net, ctx)
+    scores = SNIP().importance(net, ctx)
     assert_scores_close(scores, {"2": (w1 * g1).abs(), "4": (w2 * g2).abs()})
     assert (ctx.search.forward_images, ctx.search.backward_images) == (100, 100)
     # Sanity: the explicit chain rule agrees with autograd on the same float64 function.
@@ -255,7 +255,7 @@ def test_snip_sums_the_loss_over_several_pruning_batches(data, batch, monkeypatc
     net = tiny_mlp()
     w1, w2 = mlp_weights(net)
     g1, g2 = mlp_grads(pooled(batch[0]), batch[1], w1, w2)  # one sum over all 100 images
-    scores = SNIP().scores(net, StubContext(net, data=data))
+    scores = SNIP().importance(net, StubContext(net, data=data))
     assert_scores_close(scores, {"2": (w1 * g1).abs(), "4": (w2 * g2).abs()})
 
 
@@ -270,7 +270,7 @@ def test_snip_scores_in_train_mode_with_batch_statistics(data, batch):
         gc, gf = torch.autograd.grad(loss, (wc, wf))
         expected[training] = {"conv": (wc * gc).abs().detach(), "fc": (wf * gf).abs().detach()}
     assert not torch.allclose(expected[True]["conv"], expected[False]["conv"], rtol=0.05)
-    scores = SNIP().scores(net, StubContext(net, data=data))
+    scores = SNIP().importance(net, StubContext(net, data=data))
     assert_scores_close(scores, expected[True])
     assert not net.training
 
@@ -311,7 +311,7 @@ def test_grasp_score_is_theta_times_hessian_gradient_product(data, batch):
     net = tiny_mlp()
     w1, w2 = mlp_weights(net)
     ctx = StubContext(net, data=data)
-    scores = GraSP().scores(net, ctx)
+    scores = GraSP().importance(net, ctx)
     expected = grasp_expected(w1, w2, [batch])
     assert_scores_close(scores, expected, rel=1e-3)
     assert (ctx.search.forward_images, ctx.search.backward_images) == (200, 300)
@@ -328,7 +328,7 @@ def test_grasp_sums_over_several_pruning_batches(data, batch, monkeypatch):
     w1, w2 = mlp_weights(net)
     x, y = batch
     batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 100, 32)]
-    scores = GraSP().scores(net, StubContext(net, data=data))
+    scores = GraSP().importance(net, StubContext(net, data=data))
     assert_scores_close(scores, grasp_expected(w1, w2, batches), rel=1e-3)
 
 
@@ -364,7 +364,7 @@ def test_grasp_uses_train_mode_batch_statistics(data, batch):
 
     _, (hc, hf) = torch.autograd.functional.hvp(f, (wc.detach(), wf.detach()), tuple(g))
     expected = {"conv": wc.detach() * hc, "fc": wf.detach() * hf}
-    scores = GraSP().scores(net, StubContext(net, data=data))
+    scores = GraSP().importance(net, StubContext(net, data=data))
     assert_scores_close(scores, expected, rel=1e-3)
     assert not net.training
 
@@ -430,10 +430,10 @@ def test_synflow_method_counts_one_image_per_round(data):
 
 def test_random_scores_are_seeded_iid_gaussians():
     model = build_model("resnet20", 10, seed=0, width=0.5)
-    a = RandomPruning().scores(model, SimpleNamespace(seed=0))
-    again = RandomPruning().scores(build_model("resnet20", 10, seed=3, width=0.5),
+    a = RandomPruning().importance(model, SimpleNamespace(seed=0))
+    again = RandomPruning().importance(build_model("resnet20", 10, seed=3, width=0.5),
                                    SimpleNamespace(seed=0))
-    other = RandomPruning().scores(model, SimpleNamespace(seed=1))
+    other = RandomPruning().importance(model, SimpleNamespace(seed=1))
     for name, layer in prunable_layers(model):
         assert a[name].shape == layer.weight.shape
         assert torch.equal(a[name], again[name])  # the seed alone decides, not the weights
@@ -518,7 +518,7 @@ def test_scoring_leaves_the_model_unchanged(data, method, training):
     modes = {n: m.training for n, m in model.named_modules()}
     requires = {n: p.requires_grad for n, p in model.named_parameters()}
 
-    scores = SCORERS[method]().scores(model, StubContext(model, data=data))
+    scores = SCORERS[method]().importance(model, StubContext(model, data=data))
 
     assert set(scores) == {name for name, _ in prunable_layers(model)}
     for name, layer in prunable_layers(model):
@@ -680,13 +680,13 @@ def test_magnitude_trains_dense_prunes_once_then_fine_tunes(data, scope):
 def _spy_on_final_models(monkeypatch) -> dict[str, nn.Module]:
     """Capture the model each run hands to the harness's measurement, by method."""
     captured: dict[str, nn.Module] = {}
-    real = harness.measure
+    real = harness_one_run.measure
 
     def spy(model, spec, *args, **kwargs):
         captured[spec.method] = model
         return real(model, spec, *args, **kwargs)
 
-    monkeypatch.setattr(harness, "measure", spy)
+    monkeypatch.setattr(harness_one_run, "measure", spy)
     return captured
 
 

@@ -164,7 +164,7 @@ def test_already_pruned_weights_are_never_revived(scope):
     model = resnet(0.25)
     first = select_masks(model, gaussian_scores(model, 1), 0.5, scope)
     apply_masks(model, first)
-    # Scores that rank every pruned weight above every live one: still none comes back.
+    # Importance that rank every pruned weight above every live one: still none comes back.
     scores = {name: torch.where(first[name], torch.rand(m.shape), 10 + torch.rand(m.shape))
               for name, m in first.items()}
     second = select_masks(model, scores, 0.25, scope)

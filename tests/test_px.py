@@ -324,7 +324,7 @@ def test_scoring_leaves_the_model_untouched(method, training):
 
     before = outputs()
     relu = torch.nn.functional.relu
-    scores = method().scores(model, fake_ctx(10, shape=(3, 16, 16)))
+    scores = method().importance(model, fake_ctx(10, shape=(3, 16, 16)))
     after = outputs()
     assert model.training is training
     assert all(m.training is training for m in model.modules())
@@ -352,9 +352,9 @@ def test_both_variants_score_every_conv_architecture(method, name, kwargs):
     layers = dict(prunable_layers(model))
     before = {n: layer.mask.clone() for n, layer in layers.items()}
     ctx = fake_ctx(8)
-    prune(model, lambda m: method().scores(m, ctx), 0.3)
+    prune(model, lambda m: method().importance(m, ctx), 0.3)
     assert all((layer.mask <= before[n]).all() for n, layer in layers.items())  # stay pruned
-    scores = method().scores(model, ctx)
+    scores = method().importance(model, ctx)
     assert set(scores) == set(layers)
     for layer_name, score in scores.items():
         assert score.shape == layers[layer_name].weight.shape
@@ -369,7 +369,7 @@ def test_vit_is_refused_with_a_one_line_error(method):
     model = build_model("vit-32-1", 10, seed=0)
     with pytest.raises(BenchError, match=r"^px is defined for ReLU-gated conv nets "
                                          r"\(ResNet, VGG, ConvMixer\); ViT has attention") as err:
-        method().scores(model, fake_ctx(4))
+        method().importance(model, fake_ctx(4))
     assert "\n" not in str(err.value)
 
 
@@ -396,10 +396,10 @@ def test_three_variants_are_registered_with_100_rounds_and_their_cuts():
 def test_search_cost_counts_every_pass():
     model = build_model("resnet20", 10, seed=0, width=0.25)
     ctx = fake_ctx(12, shape=(3, 16, 16))
-    PX().scores(model, ctx)  # gate + copy 2 forward; copy 3 forward and backward per batch
+    PX().importance(model, ctx)  # gate + copy 2 forward; copy 3 forward and backward per batch
     assert (ctx.search.forward_images, ctx.search.backward_images) == (36, 12)
     ctx = fake_ctx(12, shape=(3, 16, 16))
-    PXClean().scores(model, ctx)  # copy 3 once, on one image
+    PXClean().importance(model, ctx)  # copy 3 once, on one image
     assert (ctx.search.forward_images, ctx.search.backward_images) == (25, 1)
 
 

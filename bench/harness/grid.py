@@ -1,0 +1,72 @@
+"""A grid of specs run in order with one progress bar, sharing the store with other workers."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+from bench.engine import (
+    EngineOptions,
+)
+from bench.harness.data_cache import DataCache
+from bench.harness.one_run import execute
+from bench.harness.outcome import Outcome
+from bench.store import RunSpec, RunStore
+
+GRID_POLL_SECONDS = 2.0
+
+
+def run_grid(
+    specs: Sequence[RunSpec],
+    *,
+    store: RunStore,
+    data: DataCache,
+    options: EngineOptions,
+    force: bool = False,
+    poll_seconds: float = GRID_POLL_SECONDS,
+) -> list[Outcome]:
+    """Run every spec with one progress bar; returns each outcome, in the specs' order.
+
+    Specs that another live worker holds are passed over, then revisited until each is
+    finished by someone or free to run here, so several workers on one store share a grid
+    and every one of them returns when the whole grid is done.
+    """
+    outcomes: dict[int, Outcome] = {}
+    bar = tqdm(total=len(specs), desc="grid", unit="run", disable=not options.progress,
+               dynamic_ncols=True)
+    pending = list(enumerate(specs, 1))
+    first = True
+    while pending:
+        waiting = []
+        for i, spec in pending:
+            outcome = execute(spec, store=store, data=data, options=options,
+                              force=force and first, echo=tqdm.write)
+            if outcome.busy:
+                waiting.append((i, spec))
+                continue
+            outcomes[i] = outcome
+            tqdm.write(_summary_line(i, len(specs), outcome), file=sys.stdout)
+            bar.update(1)
+        if waiting and first:
+            tqdm.write(f"waiting for {len(waiting)} runs held by other workers", file=sys.stdout)
+        if waiting:
+            time.sleep(poll_seconds)
+        pending, first = waiting, False
+    bar.close()
+    return [outcomes[i] for i in sorted(outcomes)]
+
+
+def _summary_line(i: int, n: int, outcome: Outcome) -> str:
+    record = outcome.record
+    head = f"[{i}/{n}] {outcome.spec.label()} ({record['key']}):"
+    how = "cached" if outcome.cached else "trained"
+    if record["status"] == "finished":
+        acc = record["metrics"]["test_accuracy"]
+        secs = (record.get("budget") or {}).get("all_phases_train_seconds")
+        took = f" ({secs:.1f} s training)" if isinstance(secs, (int, float)) else ""
+        return f"{head} {how}, test accuracy {acc:.2f}%{took}"
+    message = (record.get("error") or {}).get("message", "")
+    return f"{head} {record['status']}{' (cached)' if outcome.cached else ''}: {message}"
