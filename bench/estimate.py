@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,9 @@ from bench.engine import EngineOptions, make_optimizer, model_input, prepare_mod
 from bench.models import build_model
 from bench.registry import get_method
 from bench.store import RunSpec, RunStore, UnreadableRecord
+
+if TYPE_CHECKING:
+    from bench.harness import DataCache
 
 TIMED_STEPS = 3
 EVAL_COST = 1 / 3  # an image evaluated costs about a third of one trained
@@ -46,6 +50,7 @@ class GridEstimate:
 
 
 def format_duration(seconds: float) -> str:
+    """``seconds`` as a rough duration: seconds, minutes or hours."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -73,8 +78,8 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> flo
     return min(elapsed[1:] or elapsed)  # the first step warms caches up
 
 
-def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data, options: EngineOptions
-                  ) -> GridEstimate:
+def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
+                  options: EngineOptions) -> GridEstimate:
     """Count what ``specs`` hold against ``store`` and time each architecture once."""
     done, epochs, seconds = 0, 0, 0.0
     pending = []

@@ -14,13 +14,13 @@ from bench.errors import BenchError
 
 OptimizerName = Literal["sgd", "nesterov", "adamw"]
 ScheduleName = Literal["constant", "multistep", "cosine", "piecewise"]
-# The one list of augmentation names (bench.data dispatches on them): "crop-flip" (pad 4,
-# random crop, flip), "flip", "none", "pemn-authors" (bench.augment: the PEMN authors'
-# flip, RandAugment(2, 12), ColorJitter(0.2) and RandomErasing(0.2)).
+# The one list of augmentation names (bench.data.transforms dispatches on them): "crop-flip"
+# (pad 4, random crop, flip), "flip", "none", "pemn-authors" (bench.data.augment: the PEMN
+# authors' flip, RandAugment(2, 12), ColorJitter(0.2) and RandomErasing(0.2)).
 AugmentName = Literal["crop-flip", "flip", "none", "pemn-authors"]
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "nesterov", "adamw")
-SCHEDULES: tuple[str, ...] = ("constant", "multistep", "cosine", "piecewise")
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
 AUGMENTATIONS: tuple[str, ...] = get_args(AugmentName)
 MAX_EPOCHS = 100_000  # a budget past this is a typo (the papers train 100 to 160 epochs)
 

@@ -1,4 +1,4 @@
-"""The PEMN authors' augmentation (bench.augment): each operation on tiny hand-computed images,
+"""The PEMN authors' augmentation (bench.data.augment): each operation on tiny hand-computed images,
 the per-image dispatch, the random draws, and the pipeline on real CIFAR-10."""
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import augment as A
 from bench.data import AUGMENTS, augment_batch, load_data, make_generator
+from bench.data import augment as A
 from bench.presets import RECIPES
 from bench.recipe import AUGMENTATIONS, Recipe
 

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.perf import _grid_minutes, target_rows, training_left_out
+from bench.perf import target_rows, training_left_out
+from bench.perf.targets import _grid_minutes
 from bench.recipe import Recipe
 
 

@@ -1,4 +1,4 @@
-"""The loops the engine is timed against (``bench.perf``): a minimal hand-written loop and
+"""The loops the engine is timed against (``bench perf``): a minimal hand-written loop and
 the conventional DataLoader loop of the reference repositories.
 
 Both train the same model with the same augmentation (zero-pad 4, random 32x32 crop,
@@ -22,6 +22,18 @@ from bench.engine import EngineOptions, autocast, make_optimizer, model_input, s
 from bench.recipe import Recipe
 
 
+def minimal_step(forward: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
+                 options: EngineOptions) -> None:
+    """One optimiser step as the engine takes it, with no bookkeeping: ``x`` in the model's
+    layout, CUDA-graph step mark, autocast forward, float32 loss, backward, step."""
+    step_begin(options)
+    with autocast(options):
+        loss = F.cross_entropy(forward(x).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def minimal_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: DeviceData,
                   batch_size: int, seed: int, epoch: int, options: EngineOptions) -> None:
     """One epoch of the shortest loop that trains like the engine: on-device data and
@@ -31,12 +43,7 @@ def minimal_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Devi
     for step in range(len(order) // batch_size):
         idx = order[step * batch_size:(step + 1) * batch_size]
         x = model_input(data.normalize(augment_batch(data.train_x[idx], g)), options)
-        step_begin(options)
-        with autocast(options):
-            loss = F.cross_entropy(model(x).float(), data.train_y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        minimal_step(model, optimizer, x, data.train_y[idx], options)
 
 
 class PerImageCifar(Dataset):

@@ -1,0 +1,80 @@
+"""What a training phase has done (:class:`TrainResult`, :class:`Progress`) and its
+per-epoch checkpoint, from which a later call resumes exactly after the last finished epoch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.fsutil import write_atomic
+from bench.recipe import Recipe
+
+
+@dataclass
+class TrainResult:
+    """What one training phase did: per-epoch log and its cost."""
+
+    log: list[dict[str, Any]]
+    epochs: int
+    steps: int
+    seconds: float
+    resumed_at_epoch: int = 0
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Progress:
+    """How far a phase got: what a checkpoint restores besides model and optimiser."""
+
+    epoch: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    log: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def result(self, epochs: int, resumed_at_epoch: int) -> TrainResult:
+        return TrainResult(self.log, epochs, self.step, self.seconds, resumed_at_epoch,
+                           self.snapshots)
+
+
+def state_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's state (for rewinding)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(
+    path: Path,
+    recipe: Recipe,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: Progress,
+) -> None:
+    """Write the phase's state after an epoch: recipe, progress, model and optimiser."""
+    state = {
+        "recipe": recipe.as_dict(),
+        "progress": asdict(progress),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    write_atomic(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(
+    path: Path | None, recipe: Recipe, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> Progress:
+    """Restore model, optimiser and progress from ``path``; a fresh start if absent or stale."""
+    if path is None or not path.exists():
+        return Progress()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a torn or foreign file: start the phase again
+        return Progress()
+    if state.get("recipe") != recipe.as_dict():
+        return Progress()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return Progress(**state["progress"])

@@ -1,0 +1,202 @@
+"""The one training loop every method uses: :func:`train`, epoch by epoch, checkpointed.
+
+The loop never syncs with the host inside an epoch: loss and accuracy are summed on the
+device and read once per epoch; a non-finite loss raises :class:`Diverged`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from bench.data import DeviceData
+from bench.engine.checkpoints import (
+    Progress,
+    TrainResult,
+    load_checkpoint,
+    save_checkpoint,
+    state_snapshot,
+)
+from bench.engine.evaluate import evaluate
+from bench.engine.optimizer import make_optimizer
+from bench.engine.options import (
+    EngineOptions,
+    autocast,
+    compile_model,
+    model_input,
+    step_begin,
+)
+from bench.recipe import Recipe, lr_factor
+
+
+class Diverged(Exception):
+    """Training produced a non-finite loss; the run is recorded as diverged."""
+
+
+class EpochClock:
+    """Time of the training pass of an epoch: CUDA events on a GPU (device time from the
+    first queued kernel to the last), ``perf_counter`` elsewhere. Read after a sync."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.events = None
+        if device.type == "cuda":
+            self.events = (torch.cuda.Event(enable_timing=True),
+                           torch.cuda.Event(enable_timing=True))
+            self.events[0].record()
+        self.t0, self.t1 = time.perf_counter(), 0.0
+
+    def stop(self) -> None:
+        if self.events is not None:
+            self.events[1].record()
+        self.t1 = time.perf_counter()
+
+    def seconds(self) -> float:
+        if self.events is not None:
+            self.events[1].synchronize()
+            return self.events[0].elapsed_time(self.events[1]) / 1000
+        return self.t1 - self.t0
+
+
+@dataclass
+class _Phase:
+    """One call of :func:`train`: what every epoch of it needs."""
+
+    model: nn.Module
+    forward: nn.Module
+    optimizer: torch.optim.Optimizer
+    data: DeviceData
+    recipe: Recipe
+    options: EngineOptions
+    seed: int
+    steps_per_epoch: int
+    bar: Any
+
+
+def train(
+    model: nn.Module,
+    data: DeviceData,
+    recipe: Recipe,
+    *,
+    seed: int,
+    options: EngineOptions,
+    params: Iterable[nn.Parameter] | None = None,
+    checkpoint: Path | None = None,
+    description: str = "train",
+    snapshot_epochs: tuple[int, ...] = (),
+) -> TrainResult:
+    """Train ``model`` in place for ``recipe.epochs`` epochs on ``data``.
+
+    ``params`` (default: every parameter that requires grad) is what the optimiser
+    sees. With ``checkpoint``, the state after every epoch is written there and a
+    later call with the same path resumes after the last finished epoch; a
+    checkpoint of a finished phase just restores the final state. The model's state at
+    the end of each epoch in ``snapshot_epochs`` (0: before training) is returned in
+    ``result.snapshots`` and survives a resume (LTH rewinding).
+    """
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    optimizer = make_optimizer(params, recipe, options)
+    steps_per_epoch = data.steps_per_epoch(recipe.batch_size)
+    progress = load_checkpoint(checkpoint, recipe, model, optimizer)
+    start_epoch, step = progress.epoch, progress.step
+    if start_epoch >= recipe.epochs:
+        return progress.result(recipe.epochs, start_epoch)
+    if start_epoch == 0 and 0 in snapshot_epochs:
+        progress.snapshots[0] = state_snapshot(model)
+
+    forward = compile_model(model, options)
+    bar = tqdm(
+        total=recipe.epochs * steps_per_epoch,
+        initial=start_epoch * steps_per_epoch,
+        desc=description,
+        unit="step",
+        leave=False,
+        disable=not options.progress,
+        dynamic_ncols=True,
+    )
+    phase = _Phase(model, forward, optimizer, data, recipe, options, seed, steps_per_epoch, bar)
+    model.train()
+    for epoch in range(start_epoch, recipe.epochs):
+        entry, step = _epoch(phase, epoch, step)
+        _record(phase, progress, entry, step, snapshot_epochs, checkpoint)
+    bar.close()
+    return progress.result(recipe.epochs, start_epoch)
+
+
+def _epoch(phase: _Phase, epoch: int, step: int) -> tuple[dict[str, Any], int]:
+    """Train epoch ``epoch`` (0-based) from global step ``step``; its log entry and the next
+    step. Evaluates on the test split at the last epoch and every ``eval_every`` epochs."""
+    recipe, options = phase.recipe, phase.options
+    t0 = time.perf_counter()
+    clock = EpochClock(options.device)
+    loss_sum, correct, seen, step, lr = _steps(phase, epoch, step)
+    clock.stop()
+    train_loss = loss_sum.item() / seen  # the epoch's one host sync
+    if not math.isfinite(train_loss):
+        phase.bar.close()
+        raise Diverged(f"non-finite training loss in epoch {epoch + 1}")
+    entry: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "train_accuracy": 100.0 * correct.item() / seen,
+        "lr": lr,
+        "train_seconds": clock.seconds(),
+    }
+    last = epoch + 1 == recipe.epochs
+    if last or (options.eval_every > 0 and (epoch + 1) % options.eval_every == 0):
+        acc = evaluate(phase.model, phase.data, options)
+        entry["test_accuracy"] = acc.top1
+        entry["test_loss"] = acc.loss
+    entry["seconds"] = time.perf_counter() - t0
+    return entry, step
+
+
+def _steps(phase: _Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, int, float]:
+    """The optimiser steps of one epoch: the device sums of loss and correct predictions, the
+    images seen, the next global step and the last learning rate."""
+    recipe, options, optimizer = phase.recipe, phase.options, phase.optimizer
+    loss_sum = torch.zeros((), device=options.device)
+    correct = torch.zeros((), device=options.device, dtype=torch.long)
+    seen = 0
+    lr = recipe.lr
+    for x, y in phase.data.train_batches(recipe.batch_size, phase.seed, epoch, recipe.augment):
+        x = model_input(x, options)
+        step_begin(options)
+        lr = recipe.lr * lr_factor(recipe, step, phase.steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(options):
+            logits = phase.forward(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        step += 1
+        phase.bar.update(1)
+    return loss_sum, correct, seen, step, lr
+
+
+def _record(phase: _Phase, progress: Progress, entry: dict[str, Any], step: int,
+            snapshot_epochs: tuple[int, ...], checkpoint: Path | None) -> None:
+    """Book a finished epoch: progress and log, a snapshot if asked for, the checkpoint."""
+    epoch = entry["epoch"]  # 1-based: the epochs finished
+    progress.epoch, progress.step = epoch, step
+    progress.seconds += entry["seconds"]
+    progress.log.append(entry)
+    if epoch in snapshot_epochs:
+        progress.snapshots[epoch] = state_snapshot(phase.model)
+    phase.bar.set_postfix(loss=f"{entry['train_loss']:.3f}",
+                          acc=f"{entry.get('test_accuracy', 0):.1f}")
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, phase.recipe, phase.model, phase.optimizer, progress)

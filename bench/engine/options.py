@@ -1,0 +1,143 @@
+"""How the engine runs (:class:`EngineOptions`, none of it in a run key) and what its speed
+switches do: bfloat16 autocast, channels_last layout, cuDNN autotuning, ``torch.compile``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to run, as opposed to what to compute: none of this enters a run key.
+
+    The speed switches change rounding, not the computation: ``channels_last`` (NHWC
+    tensors), ``bf16`` (bfloat16 autocast) and ``fused_optimizer`` (one kernel per
+    optimiser step). ``None`` means "on CUDA only": CPUs without bfloat16 units run bf16
+    about 10x slower, and torch 2.13's oneDNN (AVX2) gets channels_last wrong on CPU: with
+    2 threads its conv weight gradients are off by up to 6.5% (tests/test_speed_switches),
+    and its 1x1-convolution backward hangs or crashes on narrow layers (ResNet-20 at width
+    0.25). So CPU runs stay float32 NCHW unless asked.
+    ``compile`` wraps the model in ``torch.compile`` (inductor); compiled graphs are cached
+    on disk, so later runs of a grid reuse them (see :func:`compile_model`).
+    ``cuda_graphs`` (None: on whenever compiling on CUDA) replays each compiled forward and
+    backward as one CUDA graph ("reduce-overhead"): at CIFAR sizes a step launches hundreds
+    of small kernels and the host's launching, not the GPU, sets the pace.
+    ``cudnn_benchmark`` (None: on CUDA) lets cuDNN time its convolution algorithms once per
+    shape and keep the fastest; it is process-wide (see :func:`configure_backends`).
+    """
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    compile: bool = False
+    channels_last: bool | None = None
+    bf16: bool | None = None
+    fused_optimizer: bool | None = None
+    cuda_graphs: bool | None = None
+    cudnn_benchmark: bool | None = None
+    progress: bool = False
+    eval_every: int = 1
+    eval_batch_size: int = 1000
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def use_channels_last(self) -> bool:
+        return self.cuda if self.channels_last is None else self.channels_last
+
+    @property
+    def use_bf16(self) -> bool:
+        return self.cuda if self.bf16 is None else self.bf16
+
+    @property
+    def use_fused_optimizer(self) -> bool:
+        return self.cuda if self.fused_optimizer is None else self.fused_optimizer
+
+    @property
+    def use_cuda_graphs(self) -> bool:
+        return self.compile and self.cuda and self.cuda_graphs is not False
+
+    @property
+    def use_cudnn_benchmark(self) -> bool:
+        return self.cuda and self.cudnn_benchmark is not False
+
+    def plain(self) -> EngineOptions:
+        """The same options with every speed switch off: float32, NCHW, no compile."""
+        return replace(self, compile=False, channels_last=False, bf16=False,
+                       fused_optimizer=False, cuda_graphs=False, cudnn_benchmark=False)
+
+    def switches(self) -> dict[str, bool]:
+        """The speed switches as they resolve on this device (stored in every record)."""
+        return {"compile": self.compile, "cuda_graphs": self.use_cuda_graphs,
+                "channels_last": self.use_channels_last, "bf16": self.use_bf16,
+                "fused_optimizer": self.use_fused_optimizer,
+                "cudnn_benchmark": self.use_cudnn_benchmark}
+
+
+def autocast(options: EngineOptions) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast where ``options`` ask for it, else nothing (float32)."""
+    if options.use_bf16:
+        return torch.autocast(options.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def configure_backends(options: EngineOptions) -> None:
+    """Process-wide library settings, set once per command: ``cudnn.benchmark`` as
+    ``options`` resolve it (every step of a run has the same shapes, so timing the
+    algorithms once pays)."""
+    torch.backends.cudnn.benchmark = options.use_cudnn_benchmark
+
+
+def prepare_model(model: nn.Module, options: EngineOptions) -> nn.Module:
+    """Move the model to the device (channels_last where ``options`` ask for it)."""
+    model = model.to(options.device)
+    if options.use_channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def model_input(x: Tensor, options: EngineOptions) -> Tensor:
+    """An input batch in the memory layout the model was prepared for."""
+    if options.use_channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def compile_model(model: nn.Module, options: EngineOptions) -> nn.Module:
+    """What a training loop calls: ``model`` itself, or with ``options.compile``
+    ``torch.compile(model)`` with inductor's on-disk cache kept across processes.
+
+    Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, the cache lives in
+    ``~/.cache/bench/inductor``, so every run of a grid after the first of an
+    architecture and method finds its kernels compiled already. Within a process, later
+    models of the same class reuse the traced code; a grid's many variants (each top-k
+    density is a constant of its graph) get room for up to 64 graphs per function. With
+    CUDA graphs, every new model of a grid (new parameter addresses) records its graphs
+    anew; the limit on such re-recordings is raised to match.
+    """
+    if not options.compile:
+        return model
+    import torch._dynamo.config as dynamo_config
+    import torch._inductor.config as inductor_config
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
+                          str(Path.home() / ".cache" / "bench" / "inductor"))
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    if not options.use_cuda_graphs:
+        return torch.compile(model)
+    triton = inductor_config.triton
+    triton.cudagraph_unexpected_rerecord_limit = max(
+        triton.cudagraph_unexpected_rerecord_limit, 100_000)
+    return torch.compile(model, mode="reduce-overhead")
+
+
+def step_begin(options: EngineOptions) -> None:
+    """Mark a new training step for CUDA graphs (the last step's outputs may be reused)."""
+    if options.use_cuda_graphs:
+        torch.compiler.cudagraph_mark_step_begin()
