@@ -14,7 +14,6 @@ from bench.context import FINAL_PHASE, RunContext, SearchCost
 from bench.counts import KeptRounding, fan_in, kept_count, pruned_count
 from bench.data import mix_seed
 from bench.errors import BenchError
-from bench.mask_learning import MaskLearner
 from bench.masking import RandomWeights
 from bench.metrics import PaperFormula, mask_bitmap_bytes
 
@@ -52,6 +51,7 @@ from bench.pruning import (
 from bench.recipe import Recipe
 from bench.registry import Method, NoHparams, register
 from bench.store import RunSpec
+from bench.supermasks import MaskLearner
 
 __all__ = [
     "CUTS", "FINAL_PHASE", "PRUNABLE_TYPES", "PRUNING_BATCH_SIZE", "PRUNING_IMAGES_PER_CLASS",

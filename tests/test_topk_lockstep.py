@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.edge_popup import EdgePopup
-from bench.mask_learning import make_mask_learner, mask_learning_parameters
 from bench.masking import RandomWeights, pruned_count, topk_mask
 from bench.models import PrunableConv2d, PrunableLinear, build_model, prunable_layers
+from bench.supermasks import make_supermask, supermask_parameters
 from methods.pemn import PEMNMask, PEMNRandomVectorPadding, RandomVectorHparams
 
 
@@ -218,8 +218,8 @@ def test_sgd_steps_in_lockstep_with_the_authors_subnetconv():
 def test_every_layer_of_a_resnet20_mask_learner_matches_the_reference(method):
     k = 0.3
     model = build_model("resnet20", 10, seed=0, width=0.25)
-    make_mask_learner(model, method.weight_sources(model, 7), k, score_seed=1)
-    params = mask_learning_parameters(model, train_norm=True)
+    make_supermask(model, method.weight_sources(model, 7), k, score_seed=1)
+    params = supermask_parameters(model, train_norm=True)
     layers = prunable_layers(model)
     with torch.no_grad():
         for i, (_, layer) in enumerate(layers):

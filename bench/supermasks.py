@@ -1,4 +1,4 @@
-"""Mask learning on fixed random weights: the machinery Edge-Popup and PEMN share.
+"""Supermasks: masks learned over fixed random weights, the machinery Edge-Popup and PEMN share.
 
 Every prunable layer gets frozen weights from a :class:`~bench.masking.RandomWeights`
 recipe and trainable scores; the forward pass keeps the top ``density`` fraction of
@@ -40,16 +40,17 @@ def norm_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters()]
 
 
-def make_mask_learner(model: nn.Module, sources: dict[str, RandomWeights], density: float,
-                      score_seed: int) -> None:
-    """Fix every prunable layer's weights to its recipe and give it top-k scores."""
+def make_supermask(model: nn.Module, sources: dict[str, RandomWeights], layer_density: float,
+                   score_seed: int) -> None:
+    """Fix every prunable layer's weights to its recipe and give it top-k scores keeping
+    ``layer_density`` of that layer (a per-layer keep ratio, not a global fraction)."""
     generator = torch.Generator().manual_seed(score_seed)
     for name, layer in prunable_layers(model):
         layer.set_random_weights(sources[name])
-        layer.use_scores(density, generator)
+        layer.use_scores(layer_density, generator)
 
 
-def mask_learning_parameters(model: nn.Module, train_norm: bool) -> list[nn.Parameter]:
+def supermask_parameters(model: nn.Module, train_norm: bool) -> list[nn.Parameter]:
     """What the optimiser sees: the scores, plus the norm affine parameters if trained.
 
     Everything else (biases, embeddings, frozen norms) is set to not require grad, so a
@@ -67,8 +68,10 @@ def mask_learning_parameters(model: nn.Module, train_norm: bool) -> list[nn.Para
 class MaskLearner(Method):
     """Learn per-layer top-k masks over fixed random weights for the whole budget.
 
-    ``density`` is each layer's keep ratio. Subclasses return each layer's weight recipe;
-    ``train_norm`` says whether norm affine parameters train.
+    The run's target density is applied to each layer alike (``layer_density``): a per-layer
+    keep ratio, so the achieved global density equals it only up to each layer's rounding.
+    Subclasses return each layer's weight recipe; ``train_norm`` says whether norm affine
+    parameters train.
     """
 
     train_norm: ClassVar[bool] = True
@@ -78,7 +81,7 @@ class MaskLearner(Method):
 
     def run(self, ctx: RunContext) -> nn.Module:
         sources = self.weight_sources(ctx.model, weight_seed(ctx.seed))
-        make_mask_learner(ctx.model, sources, ctx.density, mix_seed(ctx.seed, SCORE_STREAM))
+        make_supermask(ctx.model, sources, ctx.target_density, mix_seed(ctx.seed, SCORE_STREAM))
         train_norm = getattr(self.hparams, "train_norm", self.train_norm)
-        ctx.train(params=mask_learning_parameters(ctx.model, train_norm))
+        ctx.train(params=supermask_parameters(ctx.model, train_norm))
         return ctx.model

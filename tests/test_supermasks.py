@@ -8,16 +8,16 @@ from baselines.edge_popup import EdgePopup
 from bench import artifact
 from bench.cli import main
 from bench.counts import fan_in
-from bench.mask_learning import (
-    NORM_TYPES,
-    make_mask_learner,
-    mask_learning_parameters,
-    weight_seed,
-)
 from bench.metrics import model_metrics, paper_bytes
 from bench.models import PrunableConv2d, build_model, prunable_layers
 from bench.rng import kaiming_normal
 from bench.store import RunStore
+from bench.supermasks import (
+    NORM_TYPES,
+    make_supermask,
+    supermask_parameters,
+    weight_seed,
+)
 from methods.pemn import (
     PEMN_EQ10,
     PEMNMask,
@@ -33,7 +33,7 @@ SEED = 11
 
 def learner(method, model_name="resnet20", density=0.5, **kwargs):
     model = build_model(model_name, 10, seed=0, **kwargs)
-    make_mask_learner(model, method.weight_sources(model, SEED), density, score_seed=1)
+    make_supermask(model, method.weight_sources(model, SEED), density, score_seed=1)
     return model
 
 
@@ -102,7 +102,7 @@ def test_edge_popup_weights_are_signed_constants():
 @pytest.mark.parametrize("train_norm", [True, False])
 def test_only_scores_and_norm_parameters_ever_change(train_norm):
     model = learner(PEMNRandomVectorPadding(), width=0.5)
-    params = mask_learning_parameters(model, train_norm)
+    params = supermask_parameters(model, train_norm)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(params, lr=0.05, weight_decay=0.005)
     g = torch.Generator().manual_seed(0)
@@ -132,7 +132,7 @@ def test_only_scores_and_norm_parameters_ever_change(train_norm):
 @pytest.mark.parametrize("model_name", ["convmixer-256-6", "vit-256-6"])
 def test_every_variant_on_convmixer_and_vit_round_trips(method, model_name):
     model = learner(method, model_name)
-    params = mask_learning_parameters(model, True)
+    params = supermask_parameters(model, True)
     opt = torch.optim.SGD(params, lr=0.1, momentum=0.9)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     F.cross_entropy(model(x), torch.arange(4)).backward()
