@@ -58,3 +58,14 @@ def test_the_layering_contracts_hold():
                            "lint_imports_command; lint_imports_command()"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_every_module_has_a_layer():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    placed = {name.strip().strip("()") for layer in layers
+              for group in layer.split("|") for name in group.split(":")}
+    top = {".".join(m.split(".")[:2]) for m in MODULES if m.startswith("bench.")}
+    assert top - placed == set(), "give these modules a layer in pyproject.toml"
+    assert {"methods", "baselines"} <= placed
