@@ -1,12 +1,13 @@
 """Run claims: an atomic lease per run, so any number of workers run each spec once.
 
 A claim is a file ``claim.<generation>.json`` in the run's folder, created with
-``O_CREAT | O_EXCL`` (atomic on local filesystems and on NFS v3+). The worker that
-creates generation g+1 owns the run; generation g must be released, or stale: its
-heartbeat (the file's modification time, touched every ``ttl / 4`` seconds by a
-background thread) older than ``ttl``, or its owner a process of this host that no longer
-exists. Only the newest generation is kept. A worker that finds a newer generation than
-its own has lost its claim (it was paused past the ttl) and writes nothing more.
+``O_CREAT | O_EXCL`` (``bench.fsutil.create_exclusive``; atomic on local filesystems and
+on NFS v3+). The worker that creates generation g+1 owns the run; generation g must be
+released, or stale: its heartbeat (the file's modification time, touched every
+``ttl / 4`` seconds by a background thread) older than ``ttl``, or its owner a process of
+this host that no longer exists. Only the newest generation is kept. A worker that finds
+a newer generation than its own has lost its claim (it was paused past the ttl) and
+writes nothing more.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from bench.fsutil import HOST, unique_token, write_json_atomic
+from bench.fsutil import HOST, create_exclusive, unique_token, write_json_atomic
 
 CLAIM_TTL_ENV = "BENCH_CLAIM_TTL"
 DEFAULT_CLAIM_TTL = 300.0  # seconds: generous for clock skew between hosts of a cluster
@@ -177,16 +178,13 @@ def acquire(folder: Path, ttl: float | None = None) -> Claim | None:
     generation = newest + 1  # the generation after the one observed, never a later listing's
     token = unique_token()
     path = claim_path(folder, generation)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
+
+    def write(f: IO[bytes]) -> None:
+        f.write(json.dumps({"token": token, "generation": generation, "owner": owner_info(),
+                            "claimed": time.time()}).encode())
+
+    if not create_exclusive(path, write):
         return None  # another worker took this generation first
-    content = json.dumps({"token": token, "generation": generation, "owner": owner_info(),
-                          "claimed": time.time()}).encode()
-    with os.fdopen(fd, "wb") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
     for old in generations(folder):  # dead or released: only the newest generation is kept
         if old < generation:
             claim_path(folder, old).unlink(missing_ok=True)

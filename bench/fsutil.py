@@ -2,7 +2,9 @@
 
 Every file the suite writes that another process may read goes to a temporary name
 beside its target (host, pid and a random token in the name, so concurrent writers on a
-shared filesystem never collide), is flushed to disk, and is renamed into place.
+shared filesystem never collide), is flushed to disk, and is renamed into place
+(:func:`staged`, :func:`write_atomic`); files that must never be replaced are created
+exclusively (:func:`create_exclusive`). Both flush through the one :func:`_sync`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,23 +33,68 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{unique_token()}.tmp")
 
 
+def _sync(f: IO[bytes]) -> None:
+    """Flush ``f`` and force its bytes to disk: the one fsync of every write here."""
+    f.flush()
+    os.fsync(f.fileno())
+
+
+@dataclass
+class Staged:
+    """A file being written at ``path`` (a temporary name) that will become ``target``.
+
+    The block may set ``target`` to another name beside it (a name known only once the
+    file is written, such as one from its hash).
+    """
+
+    path: Path
+    target: Path
+
+
+@contextlib.contextmanager
+def staged(path: Path) -> Iterator[Staged]:
+    """A temporary file beside ``path`` to write; fsynced and renamed into place on success.
+
+    On leaving the block normally the temporary file is fsynced and renamed to the
+    ``target`` (``path`` unless the block changed it). On any error, in the block or the
+    rename, it is removed and the target is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Staged(temporary_path(path), path)
+    try:
+        yield staging
+        with open(staging.path, "rb") as f:
+            _sync(f)
+        os.replace(staging.path, staging.target)
+    finally:
+        staging.path.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, fsync it, rename it into place.
 
     On any error the temporary file is removed and the target is left as it was.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
+    with staged(path) as staging, open(staging.path, "wb") as f:
+        write(f)
+
+
+def create_exclusive(path: Path, write: Callable[[IO[bytes]], None]) -> bool:
+    """Create ``path`` (``O_CREAT | O_EXCL``), call ``write`` on it, fsync it: True.
+
+    False, touching nothing, when ``path`` exists already: an existing file is never
+    replaced. The file is visible from its creation on (readers may see it empty or
+    partly written); one whose ``write`` fails is left as it is, still taken.
+    """
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as f:
+        write(f)
+        _sync(f)
+    return True
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

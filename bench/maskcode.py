@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import constriction
 import numpy as np
@@ -26,16 +27,17 @@ import torch
 
 from bench.errors import BenchError
 
-__all__ = ["CODECS", "EncodedMask", "encode_mask", "decode_mask", "entropy_bits"]
+__all__ = ["CODECS", "EncodedMask", "MaskCodec", "encode_mask", "decode_mask", "entropy_bits"]
 
-CODECS = ("range", "bits", "const")
+MaskCodec = Literal["range", "bits", "const"]
+CODECS: tuple[MaskCodec, ...] = get_args(MaskCodec)
 
 
 @dataclass(frozen=True)
 class EncodedMask:
     """A flat boolean mask as stored: codec name, length, number of ones and payload bytes."""
 
-    codec: str  # "range" | "bits" | "const"
+    codec: MaskCodec
     numel: int
     ones: int
     payload: bytes
