@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +27,7 @@ from bench import rng
 from bench.counts import fan_in, pruned_count
 
 WeightScheme = Literal["kaiming-normal", "signed-constant"]
-SCHEMES: tuple[str, ...] = ("kaiming-normal", "signed-constant")
+SCHEMES: tuple[str, ...] = get_args(WeightScheme)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import torch
@@ -19,7 +18,7 @@ from bench.engine import (
     model_input,
     prepare_model,
 )
-from bench.fsutil import sha256_file, temporary_path
+from bench.fsutil import sha256_file, staged
 from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.registry import Method
 from bench.store import RunSpec, RunStore, artifact_name
@@ -46,18 +45,14 @@ def measure(
     logits of decoded and trained model on the first test batch are compared and recorded
     (bit-identical on CPU with float32 values).
     """
-    staging = temporary_path(store.artifact_path(spec.key, "model.bpa"))
-    try:
-        info = artifact.save(model, staging, value_codec=spec.value_codec)
-        decoded = prepare_model(artifact.load(staging), options)
+    with staged(store.artifact_path(spec.key, "model.bpa")) as staging:
+        info = artifact.save(model, staging.path, value_codec=spec.value_codec)
+        decoded = prepare_model(artifact.load(staging.path), options)
         accuracy = evaluate(decoded, data, options)
         if not (math.isfinite(accuracy.loss) and math.isfinite(accuracy.top1)):
             raise Diverged(f"non-finite test loss {accuracy.loss} of the decoded model")
-        sha256 = sha256_file(staging)
-        path = store.artifact_path(spec.key, artifact_name(sha256))
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+        sha256 = sha256_file(staging.path)
+        path = staging.target = store.artifact_path(spec.key, artifact_name(sha256))
     structure = model_metrics(decoded)
     metrics: dict[str, Any] = {
         "test_accuracy": accuracy.top1,
