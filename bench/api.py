@@ -14,7 +14,6 @@ from bench.context import FINAL_PHASE, RunContext, SearchCost
 from bench.counts import KeptRounding, fan_in, kept_count, pruned_count
 from bench.data import mix_seed
 from bench.errors import BenchError
-from bench.masking import RandomWeights
 from bench.metrics import PaperFormula, mask_bitmap_bytes
 
 # the model zoo's structure a method may rely on
@@ -26,6 +25,7 @@ from bench.models import (
     prunable_layers,
     shortcut_norm_names,
 )
+from bench.models.masked_weights import RandomWeights
 from bench.models.resnet import ShortcutA
 from bench.models.vit import VisionTransformer
 

@@ -1,11 +1,11 @@
 """Supermasks: masks learned over fixed random weights, the machinery Edge-Popup and PEMN share.
 
-Every prunable layer gets frozen weights from a :class:`~bench.masking.RandomWeights`
+Every prunable layer gets frozen weights from a :class:`~bench.models.masked_weights.RandomWeights`
 recipe and trainable scores; the forward pass keeps the top ``density`` fraction of
 ``|scores|`` within each layer (straight-through gradient): exactly
 ``numel - int((1 - density) * numel)`` entries, as the authors' ``GetSubnet`` (Edge-Popup
 and PEMN share it), with exact ties broken as a stable ascending sort breaks them (see
-:func:`bench.masking._largest`). The optimiser sees the scores
+:func:`bench.models.masked_weights._largest`). The optimiser sees the scores
 and, optionally, the norm layers' affine parameters; nothing else ever changes. A method
 only says where each layer's weights come from (:meth:`MaskLearner.weight_sources`).
 """
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from bench.data import mix_seed
-from bench.masking import RandomWeights
 from bench.models import prunable_layers
+from bench.models.masked_weights import RandomWeights
 from bench.registry import Method
 
 if TYPE_CHECKING:

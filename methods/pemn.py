@@ -13,7 +13,7 @@ Kaiming-normal weights, N(0, 2/fan_in); they differ in where the weights come fr
   prototype's draw, tiled to every layer's size, restarting at v[0] in each layer.
 
 No per-layer rescaling unless ``rescale`` is set (then each layer's values are scaled to its
-own fan-in). Prototypes are shared Philox streams (bench.masking.RandomWeights), so the
+own fan-in). Prototypes are shared Philox streams (bench.api.RandomWeights), so the
 artifact stores a seed; PEMN's own accounting (``pemn-eq10``) is reported beside it.
 """
 

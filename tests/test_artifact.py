@@ -13,11 +13,11 @@ import torch.nn.functional as F
 
 from bench import artifact
 from bench.artifact import decode, encode, load, save
+from bench.artifact.maskcode import entropy_bits
 from bench.errors import BenchError
-from bench.maskcode import entropy_bits
-from bench.masking import RandomWeights, topk_mask, trainable_parameters
 from bench.metrics import dense_bytes
 from bench.models import build_model, prunable_layers
+from bench.models.masked_weights import RandomWeights, topk_mask, trainable_parameters
 
 FAMILIES = {
     "resnet": ("resnet20", {"width": 0.25}),

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.artifact.maskcode import EncodedMask, decode_mask, encode_mask, entropy_bits
 from bench.errors import BenchError
-from bench.maskcode import EncodedMask, decode_mask, encode_mask, entropy_bits
 
 
 def _mask(n: int, density: float, seed: int = 0) -> np.ndarray:

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.masking import RandomWeights
 from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.models import PrunableConv2d, PrunableLinear, build_model, prunable_layers
-from bench.paper_bytes import model_pemn_way_bytes, pemn_way_bytes
+from bench.models.masked_weights import RandomWeights
+from bench.reports.paper_bytes import model_pemn_way_bytes, pemn_way_bytes
 
 
 def tiny(extra_norm: bool = False) -> nn.Module:

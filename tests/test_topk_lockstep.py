@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.edge_popup import EdgePopup
-from bench.masking import RandomWeights, pruned_count, topk_mask
 from bench.models import PrunableConv2d, PrunableLinear, build_model, prunable_layers
+from bench.models.masked_weights import RandomWeights, pruned_count, topk_mask
 from bench.supermasks import make_supermask, supermask_parameters
 from methods.pemn import PEMNMask, PEMNRandomVectorPadding, RandomVectorHparams
 

@@ -20,6 +20,8 @@ from bench.artifact.format import (
     plan,
     read_header,
 )
+from bench.artifact.maskcode import CODECS as MASK_CODECS
+from bench.artifact.maskcode import EncodedMask, decode_mask
 from bench.artifact.sources import (
     Prototype,
     read_prototypes,
@@ -28,9 +30,7 @@ from bench.artifact.sources import (
     stored_entry,
 )
 from bench.errors import BenchError
-from bench.maskcode import CODECS as MASK_CODECS
-from bench.maskcode import EncodedMask, decode_mask
-from bench.masking import RandomWeights
+from bench.models.masked_weights import RandomWeights
 
 
 class _Reader:

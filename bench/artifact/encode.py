@@ -25,10 +25,10 @@ from bench.artifact.format import (
     plan,
     unwrap,
 )
+from bench.artifact.maskcode import encode_mask
 from bench.artifact.sources import PrototypeGroups, weight_entry
 from bench.errors import BenchError
 from bench.fsutil import write_atomic
-from bench.maskcode import encode_mask
 
 
 @dataclass(frozen=True)

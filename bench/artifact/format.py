@@ -16,7 +16,7 @@ is null when the layer has no mask or an all-ones one (then ``ones == numel``); 
 is ``"values"`` (trained weights), a ``RandomWeights`` dict (``seeded``) or
 ``{"group": g, "period": p}`` (``stored``: prototype group ``g``). The body holds, in order:
 
-1. per prunable layer: its mask payload (``bench.maskcode``), then for trained weights only
+1. per prunable layer: its mask payload (``bench.artifact.maskcode``), then for trained weights only
    the ``ones`` kept values, row-major over the logical shape, in the value codec;
 2. ``stored`` only: per prototype group, ``length`` float32 values: the first values of
    its stream, as many as its layers need (``min(period, numel)`` or ``numel``);

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from bench.artifact.codecs import pack, unpack
 from bench.artifact.format import U64, Corrupt, header_int
 from bench.errors import BenchError
-from bench.masking import SCHEMES, RandomWeights
+from bench.models.masked_weights import SCHEMES, RandomWeights
 
 _RECIPE_FIELDS = ("scheme", "seed", "stream", "fan_in", "period")
 _GroupKey = tuple[str, int, int, int]  # scheme, seed, stream, fan_in

@@ -11,11 +11,12 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.masking import MaskedWeight
+from bench.models.masked_weights import MaskedWeight
 
 
 class PrunableConv2d(MaskedWeight, nn.Conv2d):
-    """A ``nn.Conv2d`` whose weight is prunable: a weight source and a mask (bench.masking)."""
+    """A ``nn.Conv2d`` whose weight is prunable: a weight source and a mask
+    (bench.models.masked_weights)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         nn.Conv2d.__init__(self, *args, **kwargs)
@@ -26,7 +27,8 @@ class PrunableConv2d(MaskedWeight, nn.Conv2d):
 
 
 class PrunableLinear(MaskedWeight, nn.Linear):
-    """A ``nn.Linear`` whose weight is prunable: a weight source and a mask (bench.masking)."""
+    """A ``nn.Linear`` whose weight is prunable: a weight source and a mask
+    (bench.models.masked_weights)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         nn.Linear.__init__(self, *args, **kwargs)

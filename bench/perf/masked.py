@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from bench.engine import compile_model, make_optimizer, model_input, prepare_model
-from bench.masking import trainable_parameters
 from bench.models import build_model, prunable_layers
+from bench.models.masked_weights import trainable_parameters
 from bench.perf.reference_loops import minimal_step
 from bench.perf.timing import PerfConfig, repeat, summary
 from bench.recipe import Recipe

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.masking import RandomWeights, pruned_count, topk_mask, trainable_parameters
 from bench.models import PrunableConv2d, PrunableLinear, build_model, prunable_layers
+from bench.models.masked_weights import RandomWeights, pruned_count, topk_mask, trainable_parameters
 from bench.rng import kaiming_normal, signed_constant
 
 
