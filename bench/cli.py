@@ -7,7 +7,6 @@ a grid in which some run failed exits 1 after recording every run.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import typing
@@ -15,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.compare import Tolerances
 from bench.defaults import (
     DEFAULT_RESULTS,
     EXIT_RUN_FAILED,
@@ -27,7 +25,7 @@ from bench.defaults import (
 from bench.errors import BenchError
 from bench.fsutil import check_writable_folder
 from bench.presets import DEFAULT_PRESET, PRESETS, RECIPES, get_preset, get_recipe
-from bench.recipe import MAX_EPOCHS, Recipe, scaled_epochs
+from bench.recipe import MAX_EPOCHS
 from bench.registry import (
     PLUGIN_WARNINGS,
     Method,
@@ -36,6 +34,7 @@ from bench.registry import (
     parse_method_item,
     unknown_method_message,
 )
+from bench.reports.compare import Tolerances
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="methods, models, datasets and presets")
 
-    from bench import figures, perf, report
+    from bench import perf
+    from bench.reports import figures, tables_cli
 
-    report.add_arguments(sub.add_parser("report", help="tables of results from the run store"))
+    tables_cli.add_arguments(sub.add_parser("report", help="tables of results from the run store"))
     figures.add_arguments(sub.add_parser("figures", help="PNG and PDF figures of results"))
     perf.add_arguments(sub.add_parser(
         "perf", help="speed figures: engine vs minimal and conventional loops, masked layers, "
@@ -267,57 +267,41 @@ def _terminated(signum: int, _frame: Any) -> None:
 def grid_specs(args: argparse.Namespace) -> list[Any]:
     """The ``run`` command's grid as specs (without data fingerprints), every option checked."""
     from bench.data import DATASETS
-    from bench.grid import build_specs
+    from bench.grid import (
+        GridChoice,
+        GridOptions,
+        check_budget_scale,
+        check_subsets,
+        check_width,
+        preset_model_kwargs,
+        preset_specs,
+    )
     from bench.models import validate_model
 
     preset = get_preset(args.preset)
-    scaled_epochs(1, args.budget_scale)  # positive and finite, or one error line
+    check_budget_scale(args.budget_scale)  # positive and finite, or one error line
     if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
         raise BenchError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {args.epochs}")
     if args.recipe is not None:
         get_recipe(args.recipe)
-
-    def recipe_for(method: str) -> Recipe:
-        recipe = get_recipe(args.recipe) if args.recipe is not None else preset.recipe_for(method)
-        if args.epochs is not None:
-            recipe = recipe.with_epochs(args.epochs)
-        if args.budget_scale != 1.0:
-            recipe = recipe.with_epochs(scaled_epochs(recipe.epochs, args.budget_scale))
-        return recipe
-
     datasets = _listed(args.datasets, "--datasets") or list(preset.datasets)
     for name in datasets:
         if name not in DATASETS:
             raise BenchError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
     models = _listed(args.models, "--models") or list(preset.models)
-    model_kwargs: dict[str, Any] = dict(preset.model_kwargs)
-    if args.width is not None:
-        if not (math.isfinite(args.width) and args.width > 0):
-            raise BenchError(f"--width must be a positive number, got {args.width}")
-        model_kwargs["width"] = args.width
+    check_width(args.width)
     for name in models:
-        validate_model(name, **model_kwargs)
+        validate_model(name, **preset_model_kwargs(preset, args.width))
     seeds = _ints(args.seeds, "--seeds")
     if seeds is not None and any(not 0 <= s <= MAX_SEED for s in seeds):
         raise BenchError(f"seeds must be integers from 0 to 2**63-1, got {args.seeds}")
     densities = _floats(args.densities, "--densities")
-    for option in ("train_subset", "test_subset"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise BenchError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
-    return build_specs(
-        methods=_method_items(args.methods, preset.methods, args),
-        models=models,
-        datasets=datasets,
-        densities=(densities if densities is not None
-                   else {"*": preset.densities, **preset.method_densities}),
-        seeds=seeds if seeds is not None else preset.seeds,
-        recipe=recipe_for,
-        model_kwargs=model_kwargs,
-        train_subset=args.train_subset if args.train_subset is not None else preset.train_subset,
-        test_subset=args.test_subset if args.test_subset is not None else preset.test_subset,
-        value_codec=args.value_codec,
-    )
+    check_subsets(args.train_subset, args.test_subset)
+    options = GridOptions(args.budget_scale, args.width, args.train_subset, args.test_subset)
+    choice = GridChoice(methods=_method_items(args.methods, preset.methods, args),
+                        models=models, datasets=datasets, densities=densities, seeds=seeds,
+                        recipe=args.recipe, epochs=args.epochs, value_codec=args.value_codec)
+    return preset_specs(preset, options, choice)
 
 
 def check_runnable(specs: Sequence[Any], data: Any) -> None:
@@ -366,7 +350,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bench.compare import export
+    from bench.reports.snapshots import export
 
     def names(text: str | None) -> list[str] | None:
         return _csv(text) if text else None
@@ -378,7 +362,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import run_compare
+    from bench.reports.compare import run_compare
 
     tol = Tolerances(alpha=args.alpha, min_effect=args.min_effect,
                      single_seed_drop=args.single_seed_drop, bytes_growth=args.bytes_growth,
@@ -388,13 +372,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench import report
+    from bench.reports import tables_cli
 
-    return report.command(args)
+    return tables_cli.command(args)
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from bench import figures
+    from bench.reports import figures
 
     return figures.command(args)
 

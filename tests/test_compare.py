@@ -7,7 +7,7 @@ import pytest
 
 from baselines.magnitude_init import MagnitudeAtInit
 from bench.cli import main
-from bench.compare import betainc, welch_p_value
+from bench.reports.compare import betainc, welch_p_value
 
 RUN = ["run", "--methods", "magnitude-init", "--preset", "smoke", "--width", "0.25",
        "--train-subset", "1000", "--test-subset", "500", "--densities", "0.05", "--epochs", "2",
@@ -47,8 +47,8 @@ def test_an_unchanged_method_passes_through_an_exported_snapshot(baseline, cifar
 def test_a_broken_method_fails_and_is_named(baseline, cifar10_dir, tmp_path, capsys,
                                             monkeypatch):
     # The same method, broken: its mask is inverted (it keeps the smallest |theta|).
-    original = MagnitudeAtInit.scores
-    monkeypatch.setattr(MagnitudeAtInit, "scores",
+    original = MagnitudeAtInit.importance
+    monkeypatch.setattr(MagnitudeAtInit, "importance",
                         lambda self, model, ctx: {k: -v for k, v in original(self, model,
                                                                                ctx).items()})
     broken = tmp_path / "broken"
@@ -117,7 +117,7 @@ BASE = [_finished(0, 30.0, "A"), _finished(1, 32.0, "A"), _finished(2, 34.0, "A"
 def test_same_environment_is_exact_and_another_is_judged_by_the_seed_spread():
     from statistics import NormalDist
 
-    from bench.compare import Tolerances, compare
+    from bench.reports.compare import Tolerances, compare
 
     tol = Tolerances(single_seed_drop=0.5)
     (row,) = compare(BASE, [_finished(0, 30.0, "A")], tol)

@@ -5,11 +5,12 @@ import pytest
 from PIL import Image
 from test_report import PX_MATCH, Parser, build_spend_store, build_stores, records
 
-from bench import figures, report
+from bench import reports as report
 from bench.cli import build_parser
 from bench.errors import BenchError
-from bench.presets import PX_METHODS
+from bench.presets import PX_METHODS, get_preset
 from bench.registry import methods
+from bench.reports import figures
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_preset_filter_names_the_budget_in_the_caption(stores, capsys, tmp_path)
     assert code == 0
     assert_picture(tmp_path / "px-cifar10-resnet20-accuracy-vs-sparsity.png")
     table = report.summary_table(report.preset_frame(
-        report.records_frame(stores["px"]), report.get_preset("px-cifar10-resnet20"),
+        report.records_frame(stores["px"]), get_preset("px-cifar10-resnet20"),
         report.GridOptions(0.00625, 0.25, 500, 200)))
     caption = figures.caption_text(table)
     assert "Budget: px-resnet20, 1 of 160 ep for every method." in caption

@@ -67,7 +67,7 @@ def test_the_reference_admits_the_same_suite_run_on_another_cpu_type():
     """The smoke grid's seed 0 as an AVX2-only machine computed it (the previous committed
     reference, same code path and data, keys from before the data fingerprint) passes the
     gate against the AVX-512/AMX reference by the seed-spread rule, with no exact match."""
-    from bench.compare import Tolerances, compare, load_result_set
+    from bench.reports.compare import Tolerances, compare, load_result_set
 
     baseline = load_result_set(REFERENCE)
     for record in baseline:

@@ -12,11 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import report
+from bench import reports as report
 from bench.cli import build_parser, main
 from bench.errors import BenchError
-from bench.presets import PX_METHODS
+from bench.presets import PX_METHODS, get_preset
 from bench.registry import _REGISTRY, get_method, register
+from bench.reports import tables_cli
 from bench.store import RunStore
 
 # A tiny real grid: ResNet-20 at quarter width, 500/200 real CIFAR-10 images, 1 epoch.
@@ -113,9 +114,9 @@ class Parser(argparse.ArgumentParser):
 def report_cli(capsys, *argv: str) -> tuple[int, str]:
     """``python -m bench report ARGS`` through the module's own parser hooks."""
     parser = Parser(prog="bench report")
-    report.add_arguments(parser)
+    tables_cli.add_arguments(parser)
     capsys.readouterr()
-    code = report.command(parser.parse_args(list(argv)))
+    code = tables_cli.command(parser.parse_args(list(argv)))
     return code, capsys.readouterr().out
 
 
@@ -334,7 +335,7 @@ def test_preset_filter_matches_runs_and_lists_missing_ones(stores, capsys):
 
 
 def test_missing_groups_narrow_to_what_is_missing(stores):
-    preset = report.get_preset("px-cifar10-resnet20")
+    preset = get_preset("px-cifar10-resnet20")
     options = report.GridOptions(float(PX_SCALE), 0.25, 500, 200)
     frame = report.preset_frame(report.records_frame(stores["px"]), preset, options)
     snip_only = frame[frame["method"] == "snip"]

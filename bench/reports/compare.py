@@ -1,9 +1,9 @@
-"""Regression tracking: export result sets and compare two of them.
+"""Regression tracking: compare two result sets (``python -m bench compare``).
 
-``python -m bench export --out FILE`` writes the records of a selection into one versioned
-JSON snapshot meant to be committed; ``python -m bench compare BASELINE [CANDIDATE]`` matches
-runs by spec (method, hyperparameters, model, dataset, density, budget; seeds pooled) and
-says, per match, whether accuracy moved more than noise and whether artifact bytes changed.
+``python -m bench compare BASELINE [CANDIDATE]`` reads two result sets (folders or
+``bench export`` snapshots, bench.reports.snapshots), matches runs by spec (method,
+hyperparameters, model, dataset, density, budget; seeds pooled) and says, per match,
+whether accuracy moved more than noise and whether artifact bytes changed.
 Exit status: 0 no regression, 1 a regression beyond tolerance, 2 could not compare.
 
 Where a spec's seeds ran in the same numeric environment on both sides (the records'
@@ -22,23 +22,31 @@ import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal, get_args
 
 from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.fsutil import write_json_atomic
-from bench.store import UnreadableRecord, read_record_file, validate_record
+from bench.reports.labels import method_label
+from bench.reports.significance import betainc, welch_p_value
+from bench.reports.snapshots import (
+    SNAPSHOT_FORMAT,
+    SNAPSHOT_VERSION,
+    export,
+    load_result_set,
+)
 
-SNAPSHOT_FORMAT = "bench-results"
-SNAPSHOT_VERSION = 1
+__all__ = ["EXIT_CANNOT_COMPARE", "EXIT_OK", "EXIT_REGRESSION", "EXACT_MODES", "SNAPSHOT_FORMAT",
+           "SNAPSHOT_VERSION", "Noise", "Row", "Side", "Tolerances", "betainc", "compare",
+           "describe", "export", "group", "load_result_set", "match_key", "noise_of",
+           "pooled_seed_sd", "render", "run_compare", "welch_p_value"]
+
 EXIT_OK, EXIT_REGRESSION, EXIT_CANNOT_COMPARE = 0, 1, 2
-# Bulky per-run detail a snapshot leaves out; the numbers compared are all kept.
-DROPPED_FROM_SNAPSHOT = ("phases",)
-DROPPED_METRICS = ("artifact_layers", "density_per_tensor")
+Exact = Literal["auto", "never"]  # auto: exact where environments match; never: statistics
+EXACT_MODES: tuple[Exact, ...] = get_args(Exact)
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class Tolerances:
     single_seed_drop: float = 1.0
     bytes_growth: float = 0.0
     allow_missing: bool = False
-    exact: str = "auto"  # "auto": exact where environments match; "never": statistics only
+    exact: Exact = "auto"
 
     def __post_init__(self) -> None:
         def finite(x: float) -> bool:
@@ -64,87 +72,8 @@ class Tolerances:
             value = getattr(self, name)
             if not (finite(value) and value >= 0):
                 raise BenchError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
-        if self.exact not in ("auto", "never"):
-            raise BenchError(f"--exact must be auto or never, got {self.exact!r}")
-
-
-# ------------------------------------------------------------------ result sets
-
-
-def _selected(record: dict[str, Any], methods: list[str] | None, models: list[str] | None,
-              datasets: list[str] | None) -> bool:
-    spec = record["spec"]
-    return ((not methods or spec["method"] in methods) and (not models or spec["model"] in models)
-            and (not datasets or spec["dataset"] in datasets))
-
-
-def load_result_set(path: Path) -> list[dict[str, Any]]:
-    """Records of a results folder (``results/runs`` or its parent) or of a snapshot file."""
-    path = Path(path)
-    if path.is_dir():
-        root = path / "runs" if (path / "runs").is_dir() else path
-        files = sorted(root.glob("*/record.json"))
-        if not files:
-            raise BenchError(f"no run records in {root}")
-        return [_read_or_explain(f) for f in files]
-    if not path.exists():
-        raise BenchError(f"no such result set: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"unreadable snapshot {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
-        raise BenchError(f"unreadable snapshot {path}: not a {SNAPSHOT_FORMAT} file")
-    if data.get("version") != SNAPSHOT_VERSION:
-        raise BenchError(f"snapshot {path} has version {data.get('version')}; this suite reads "
-                         f"version {SNAPSHOT_VERSION}")
-    records = data.get("records")
-    if not isinstance(records, list):
-        raise BenchError(f"unreadable snapshot {path}: malformed records")
-    for i, record in enumerate(records):
-        try:
-            key = record.get("key", "?") if isinstance(record, dict) else "?"
-            validate_record(record, f"{i} (key {key}) of snapshot {path}")
-        except UnreadableRecord as exc:
-            raise BenchError(str(exc)) from None
-    return records
-
-
-def _read_or_explain(path: Path) -> dict[str, Any]:
-    try:
-        return read_record_file(path)
-    except UnreadableRecord as exc:
-        raise BenchError(f"{exc} (move it aside or rerun that run)") from None
-
-
-def export(results: Path, out: Path, methods: list[str] | None = None,
-           models: list[str] | None = None, datasets: list[str] | None = None) -> int:
-    """Write the selected records of ``results`` into one snapshot file; returns the count.
-
-    An unreadable record stops the export (a snapshot silently missing a run would hide it).
-    """
-    out = Path(out)
-    if out.is_dir():
-        raise BenchError(f"--out {out} is a folder; give the snapshot file's path")
-    root = Path(results)
-    files = sorted(root.glob("*/record.json")) if root.is_dir() else []
-    records = [r for r in map(_read_or_explain, files) if _selected(r, methods, models, datasets)]
-    if not records:
-        raise BenchError(f"no run records selected in {results}")
-    slim = []
-    for record in sorted(records, key=lambda r: r["key"]):
-        r = {k: v for k, v in record.items() if k not in DROPPED_FROM_SNAPSHOT}
-        if "metrics" in r:
-            r["metrics"] = {k: v for k, v in r["metrics"].items() if k not in DROPPED_METRICS}
-        slim.append(r)
-    write_json_atomic(out, {
-        "format": SNAPSHOT_FORMAT,
-        "version": SNAPSHOT_VERSION,
-        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": str(results),
-        "records": slim,
-    })
-    return len(slim)
+        if self.exact not in EXACT_MODES:
+            raise BenchError(f"--exact must be {' or '.join(EXACT_MODES)}, got {self.exact!r}")
 
 
 # ------------------------------------------------------------------ matching
@@ -157,9 +86,9 @@ def match_key(spec: dict[str, Any]) -> str:
 
 
 def describe(spec: dict[str, Any]) -> str:
-    hp = "".join(f":{k}={v}" for k, v in sorted((spec.get("hparams") or {}).items()))
-    return (f"{spec['method']}{hp} {spec['model']} {spec['dataset']} d={spec['density']:g} "
-            f"ep={spec['recipe']['epochs']}")
+    """``snip:beta=2 resnet20 cifar10 d=0.5 ep=2``: a matched spec, as a table line names it."""
+    return (f"{method_label(spec['method'], spec.get('hparams'))} {spec['model']} "
+            f"{spec['dataset']} d={spec['density']:g} ep={spec['recipe']['epochs']}")
 
 
 @dataclass
@@ -204,53 +133,6 @@ def pooled_seed_sd(groups: dict[str, tuple[str, Side]]) -> tuple[float | None, i
             dof += len(values) - 1
             specs += 1
     return (math.sqrt(ss / dof), specs) if dof else (None, 0)
-
-
-# ------------------------------------------------------------------ statistics
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                    -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def welch_p_value(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of Welch's t-test; needs two or more values on each side."""
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    diff = statistics.fmean(b) - statistics.fmean(a)
-    if va + vb == 0.0:
-        return 1.0 if diff == 0.0 else 0.0
-    t = diff / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
 # ------------------------------------------------------------------ comparison

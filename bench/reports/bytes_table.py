@@ -1,10 +1,10 @@
-"""Artifact bytes against dense bytes for a pruned model: ``python -m bench.bytes_table``.
+"""Artifact bytes against dense bytes for a pruned model: ``python -m bench.reports.bytes_table``.
 
 Encodes ResNet-20 with i.i.d. random masks at several densities, once with trained-style
 float32 values and once with fixed seeded random weights, and prints the artifact's size
 and breakdown next to dense float32 bytes, the nonzeros-x32 convention, PEMN's count
-(bench.paper_bytes: weights only, 32-bit values plus a 1-bit mask) and the masks' Shannon
-bound. The artifact sizes are of real encoded files; no training is involved.
+(bench.reports.paper_bytes: weights only, 32-bit values plus a 1-bit mask) and the masks'
+Shannon bound. The artifact sizes are of real encoded files; no training is involved.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import torch
 from tabulate import tabulate
 
 from bench import artifact
-from bench.maskcode import entropy_bits
-from bench.masking import RandomWeights
+from bench.artifact.maskcode import entropy_bits
 from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.models import build_model, prunable_layers
-from bench.paper_bytes import DEFINITION, model_pemn_way_bytes
+from bench.models.masked_weights import RandomWeights
+from bench.reports.paper_bytes import DEFINITION, model_pemn_way_bytes
 
 
 def pruned_resnet(density: float, weights: str, seed: int = 0, model: str = "resnet20"
@@ -65,7 +65,7 @@ def rows(densities: list[float], model: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bytes_table",
+    parser = argparse.ArgumentParser(prog="python -m bench.reports.bytes_table",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--densities", default="0.5,0.1,0.02")
     parser.add_argument("--model", default="resnet20")

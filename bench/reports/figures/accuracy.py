@@ -1,0 +1,143 @@
+"""Accuracy against artifact bytes (with the Pareto front) and against sparsity (the PX
+paper's Fig. 2 layout)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bench.reports.figures.captions import caption_text
+from bench.reports.figures.kinds import DEFAULT_TITLES
+from bench.reports.figures.layout import (
+    accuracy_axis,
+    bytes_axis,
+    dense_reference,
+    empty_panel,
+    finish,
+    new_figure,
+    panel_title,
+    panels_of,
+)
+from bench.reports.figures.placement import annotate, pareto_front, spread
+from bench.reports.figures.series import (
+    cell_notes,
+    draw_series,
+    legend_label,
+    seed_count,
+    series_of,
+    several_budgets,
+)
+from bench.reports.figures.style import line_styles
+from bench.reports.labels import sparsity_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def figure_bytes(table: pd.DataFrame, *, title: str = DEFAULT_TITLES["bytes"],
+                 extra: Sequence[str] = ()) -> Figure | None:
+    """Accuracy vs artifact bytes per dataset/model, dense reference, named Pareto front."""
+    from matplotlib.lines import Line2D
+
+    if not (table["n"] > 0).any():
+        return None
+    panels = panels_of(table)
+    fig, axes = new_figure(len(panels), 2, panel=(6.2, 4.6))
+    entries: dict[str, Any] = {}
+    multi_budget = several_budgets(table)
+    for ax, (setup, part) in zip(axes, panels):
+        panel_title(ax, setup["title"], 5.4)
+        if not (part["n"] > 0).any():
+            empty_panel(ax, part)
+            continue
+        series = series_of(part)
+        styles = line_styles([s.name for s in series])
+        points: list[tuple[float, float, str]] = []
+        notes: list[tuple[float, float, str]] = []
+        for i, s in enumerate(series):
+            if s.rows.empty:
+                continue
+            rows, x, y, handle = draw_series(ax, s, "artifact_bytes_mean", styles[i])
+            entries.setdefault(legend_label(s, multi_budget), handle)
+            notes += cell_notes(x, rows, seed_count(part))
+            for d, b, a in zip(rows["density"], x, y):
+                points.append((b, a, s.label if s.name == "dense" else f"{s.label} d={d:g}"))
+        dense_reference(ax, series, entries, side="left")
+        front = pareto_front([(b, a) for b, a, _ in points])
+        members = sorted((p for p, on in zip(points, front) if on), key=lambda p: p[0])
+        if members:
+            fx = [p[0] for p in members]
+            fy = [p[1] for p in members]
+            ax.step(fx, fy, where="post", color="#bbbbbb", linewidth=5, alpha=0.6,
+                    zorder=2, solid_capstyle="round")
+            ax.scatter(fx, fy, s=150, facecolors="none", edgecolors="#444444",
+                       linewidths=1.0, zorder=4)
+            entries.setdefault("Pareto front (members named)", Line2D(
+                [], [], color="#bbbbbb", linewidth=5, alpha=0.6, marker="o",
+                markerfacecolor="none", markeredgecolor="#444444", markersize=10))
+        bytes_axis(ax, [p[0] for p in points], "artifact file size")
+        accuracy_axis(ax)
+        if members:
+            annotate(ax, members, spread([p[1] for p in points]),
+                      obstacles=[(p[0], p[1]) for p in points])
+        annotate(ax, notes, 1.0, obstacles=[(p[0], p[1]) for p in points], colour="#aa0000",
+                  merge=False)
+    caption = caption_text(table, extra=[
+        "Pareto front: points no other point beats on both size and accuracy. "
+        "x: size of the artifact file the accuracy was measured from.", *extra])
+    return finish(fig, title, caption, entries)
+
+
+def figure_sparsity(table: pd.DataFrame, *, title: str = DEFAULT_TITLES["sparsity"],
+                    extra: Sequence[str] = ()) -> Figure | None:
+    """PX Fig. 2 layout: one panel per dataset/model, ticks at the sparsities run."""
+    from matplotlib.ticker import NullLocator
+
+    if not ((table["n"] > 0) & (table["density"] < 1)).any():
+        return None
+    panels = panels_of(table)
+    fig, axes = new_figure(len(panels), 2, panel=(5.4, 4.0))
+    entries: dict[str, Any] = {}
+    multi_budget = several_budgets(table)
+    for ax, (setup, part) in zip(axes, panels):
+        panel_title(ax, setup["title"], 5.4)
+        if not ((part["n"] > 0) & (part["density"] < 1)).any():
+            empty_panel(ax, part)
+            continue
+        series = series_of(part)
+        styles = line_styles([s.name for s in series])
+        densities = sorted({d for d in part["density"] if d < 1}, reverse=True)
+        notes: list[tuple[float, float, str]] = []
+        drawn: list[tuple[float, float]] = []
+        for i, s in enumerate(series):
+            rows = s.all_rows[s.all_rows["density"] < 1]
+            if not (rows["n"] > 0).any():
+                continue
+            # unfinished cells are gaps in the line, never interpolated over
+            x = -np.log(rows["density"].to_numpy(float))
+            y = rows["accuracy_mean"].to_numpy(float)
+            err = np.nan_to_num(rows["accuracy_std"].to_numpy(float))
+            (line,) = ax.plot(x, y, color=s.colour, marker=s.marker, linestyle=styles[i],
+                              linewidth=1.5, markersize=6, markeredgecolor="white",
+                              markeredgewidth=0.6, zorder=3)
+            ax.fill_between(x, y - err, y + err, color=s.colour, alpha=0.13, linewidth=0,
+                            zorder=2)
+            entries.setdefault(legend_label(s, multi_budget), line)
+            notes += cell_notes(x, rows, seed_count(part))
+            drawn += [(a, b) for a, b in zip(x, y) if np.isfinite(b)]
+        dense_reference(ax, series, entries)
+        ticks = -np.log(np.array(densities))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([sparsity_text(d) for d in densities],
+                           rotation=45 if len(densities) > 5 else 0)
+        ax.xaxis.set_minor_locator(NullLocator())
+        pad = 0.06 * (ticks.max() - ticks.min()) if len(ticks) > 1 else 0.3
+        ax.set_xlim(ticks.min() - pad, ticks.max() + pad)
+        ax.set_xlabel("sparsity (% of prunable weights removed; log-spaced in density)")
+        accuracy_axis(ax)
+        annotate(ax, notes, 1.0, obstacles=drawn, colour="#aa0000", merge=False)
+    caption = caption_text(table, seeds_word="shaded bands", extra=extra)
+    return finish(fig, title, caption, entries)

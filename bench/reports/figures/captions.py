@@ -1,0 +1,51 @@
+"""The caption line under every figure: data set, budgets, seeds and what is not finished."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+import bench.reports.spend as spend
+from bench.reports.labels import dataset_title, subsets_text
+from bench.reports.stats import NOT_FINISHED, seeds_of
+
+
+def caption_text(table: pd.DataFrame, *, extra: Sequence[str] = (),
+                 seeds_word: str = "error bars") -> str:
+    """Data set, budgets per method, seeds, and what is not finished: one caption line."""
+    done = table[table["n"] > 0]
+    setups = sorted({(r.dataset, r.train_subset, r.test_subset) for r in table.itertuples()},
+                    key=str)
+    data = []
+    for dataset, train, test in setups:
+        train = None if pd.isna(train) else int(train)
+        test = None if pd.isna(test) else int(test)
+        images = subsets_text(dataset, train, test) or "full train/test sets"
+        data.append(f"{dataset_title(dataset)} ({images})")
+    budgets: dict[str, list[str]] = {}
+    for r in table.drop_duplicates(["budget", "method"]).itertuples():
+        budgets.setdefault(r.budget, []).append(r.method)
+    spent = spend.caption_note(table)
+    if len(budgets) == 1:  # the same total only where no method trained beyond its budget
+        budget_text = (f"{next(iter(budgets))} for every method" if not spent else
+                       f"{next(iter(budgets))} for every method's final training")
+    else:
+        budget_text = "; ".join(f"{b} for {', '.join(sorted(ms))}"
+                                for b, ms in sorted(budgets.items()))
+    seeds = seeds_of(table)
+    parts = [f"Data: {', '.join(data)}.", f"Budget: {budget_text}.", *([spent] if spent else []),
+             f"Final-epoch test accuracy of the decoded artifact, mean ± sample std over "
+             f"seeds {', '.join(map(str, seeds))} ({seeds_word}); {len(done)} of "
+             f"{len(table)} cells have a finished run."]
+    not_done = int(table[list(NOT_FINISHED)].to_numpy().sum())
+    if not_done:
+        parts.append(f"{not_done} run{'s' if not_done > 1 else ''} not finished (failed, "
+                     "diverged, running or missing; see `bench report`).")
+    nseeds = len(seeds)
+    partial = bool(((done["n"] < done["runs"]) | (done["n"] < nseeds)).any())
+    if partial or done["layer_collapse"].sum():
+        parts.append("Red notes by a point: n = finished of expected seeds; collapsed = runs "
+                     "whose pruning left a layer with no weight (the network is cut).")
+    parts.extend(extra)
+    return " ".join(parts)
