@@ -22,10 +22,10 @@ one module per section (:mod:`~bench.perf.epochs` with ``profile``, :mod:`~bench
 :mod:`~bench.perf.scoring`, :mod:`~bench.perf.grid`) and :mod:`~bench.perf.targets`.
 """
 
-from bench.perf.command import SECTIONS, add_arguments, run
+from bench.perf.command import SECTIONS, add_arguments, command
 from bench.perf.grid import training_left_out
 from bench.perf.targets import TARGETS, Target, target_rows
 from bench.perf.timing import PerfConfig
 
-__all__ = ["SECTIONS", "TARGETS", "PerfConfig", "Target", "add_arguments", "run", "target_rows",
+__all__ = ["SECTIONS", "TARGETS", "PerfConfig", "Target", "add_arguments", "command", "target_rows",
            "training_left_out"]

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of the JSON file (default results/perf)")
 
 
-def run(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
     """Measure the chosen sections, print them and the targets, write the JSON file."""
     sections = chosen_sections(args)
     cfg = config(args)
