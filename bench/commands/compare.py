@@ -8,7 +8,7 @@ from pathlib import Path
 from bench.defaults import (
     results_root,
 )
-from bench.reports.compare import Tolerances
+from bench.reports.compare import EXACT_MODES, Tolerances
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="accuracy drop in points that counts when a side has one seed")
     parser.add_argument("--bytes-growth", type=float, default=defaults.bytes_growth,
                           help="artifact growth (fraction) that counts as a regression")
-    parser.add_argument("--exact", choices=("auto", "never"), default="auto",
+    parser.add_argument("--exact", choices=EXACT_MODES, default="auto",
                           help="auto: seeds run in the same numeric environment must match to "
                           "the bit; never: judge every spec statistically")
     parser.add_argument("--allow-missing", action="store_true",

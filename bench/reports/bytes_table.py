@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from bench import artifact
 from bench.artifact.maskcode import entropy_bits
+from bench.counts import fan_in
 from bench.metrics import dense_bytes, model_metrics, paper_bytes
 from bench.models import build_model, prunable_layers
 from bench.models.masked_weights import RandomWeights
@@ -30,7 +31,7 @@ def pruned_resnet(density: float, weights: str, seed: int = 0, model: str = "res
     for i, (_, layer) in enumerate(prunable_layers(net)):
         if weights == "seeded":
             layer.set_random_weights(
-                RandomWeights("kaiming-normal", seed=seed, stream=i, fan_in=layer.weight[0].numel())
+                RandomWeights("kaiming-normal", seed=seed, stream=i, fan_in=fan_in(layer))
             )
         layer.set_mask(torch.rand(layer.weight.shape, generator=g) < density)
     return net
