@@ -24,6 +24,7 @@ from typing import IO, Any
 from bench.fsutil import HOST, create_exclusive, unique_token, write_json_atomic
 
 CLAIM_TTL_ENV = "BENCH_CLAIM_TTL"
+WORKER_ENV = "BENCH_WORKER"  # a local worker's name, set by ``--executor local``
 DEFAULT_CLAIM_TTL = 300.0  # seconds: generous for clock skew between hosts of a cluster
 _CLAIM_RE = re.compile(r"^claim\.(\d+)\.json$")
 
@@ -38,25 +39,30 @@ def claim_ttl() -> float:
 
 
 def _process_start(pid: int) -> str | None:
-    """The start time of ``pid`` on this host (field 22 of /proc/pid/stat), to tell pid reuse."""
+    """The start time of ``pid`` on this host (field 22 of /proc/pid/stat), to tell pid reuse;
+    None when no such process runs (a zombie, killed and not yet reaped, has ended)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[-1].split()[19]
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def owner_info() -> dict[str, Any]:
-    """Who this worker is: host, pid, its start time, Slurm job and task where present."""
+    """Who this worker is: host, pid, its start time; Slurm job, array job and task and how
+    often it was requeued, and the local worker's name, where present."""
     info: dict[str, Any] = {"host": HOST, "pid": os.getpid(),
                             "pid_start": _process_start(os.getpid())}
-    for name, env in (("slurm_job", "SLURM_JOB_ID"), ("slurm_array_task", "SLURM_ARRAY_TASK_ID")):
+    for name, env in (("slurm_job", "SLURM_JOB_ID"), ("slurm_array_job", "SLURM_ARRAY_JOB_ID"),
+                      ("slurm_array_task", "SLURM_ARRAY_TASK_ID"),
+                      ("slurm_restarts", "SLURM_RESTART_COUNT"), ("worker", WORKER_ENV)):
         if os.environ.get(env):
             info[name] = os.environ[env]
     return info
 
 
-def _owner_dead(owner: dict[str, Any]) -> bool:
+def owner_dead(owner: dict[str, Any]) -> bool:
     """True when the owner was a process of this host that has ended."""
     if owner.get("host") != HOST or not isinstance(owner.get("pid"), int):
         return False
@@ -107,7 +113,7 @@ def claim_state(folder: Path, ttl: float | None = None) -> tuple[str, dict[str, 
     if data.get("released"):
         return "free", data, gens[-1]
     owner = data.get("owner", {})
-    if age > ttl or _owner_dead(owner):
+    if age > ttl or owner_dead(owner):
         return "stale", data, gens[-1]
     return "held", {**data, "heartbeat_age": age}, gens[-1]
 

@@ -28,11 +28,17 @@ _CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask), at least 1."""
+    """CPUs this process may run on (its affinity mask, and a Slurm task's
+    ``SLURM_CPUS_PER_TASK`` where fewer: without cgroups the mask is the whole node), at
+    least 1."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    granted = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if granted.isdigit() and int(granted) > 0:
+        cpus = min(cpus, int(granted))
+    return max(1, cpus)
 
 
 def default_threads(workers: int = 1) -> int:

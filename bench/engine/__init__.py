@@ -10,7 +10,7 @@ Modules: :mod:`~bench.engine.options` (:class:`EngineOptions` and the speed swit
 :mod:`~bench.engine.evaluate` and :mod:`~bench.engine.checkpoints`.
 """
 
-from bench.engine.checkpoints import TrainResult, state_snapshot
+from bench.engine.checkpoints import TrainResult, progress_path, state_snapshot
 from bench.engine.evaluate import Accuracy, evaluate
 from bench.engine.loop import Diverged, EpochClock, train
 from bench.engine.optimizer import make_optimizer
@@ -37,6 +37,7 @@ __all__ = [
     "make_optimizer",
     "model_input",
     "prepare_model",
+    "progress_path",
     "state_snapshot",
     "step_begin",
     "train",

@@ -41,6 +41,11 @@ class Progress:
                            self.snapshots)
 
 
+def progress_path(checkpoint: Path) -> Path:
+    """The small JSON beside a phase's checkpoint saying how many epochs it holds."""
+    return checkpoint.with_name(checkpoint.stem + ".progress.json")
+
+
 def state_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     """A CPU copy of the model's state (for rewinding)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

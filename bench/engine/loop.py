@@ -23,6 +23,7 @@ from bench.engine.checkpoints import (
     Progress,
     TrainResult,
     load_checkpoint,
+    progress_path,
     save_checkpoint,
     state_snapshot,
 )
@@ -35,6 +36,7 @@ from bench.engine.options import (
     model_input,
     step_begin,
 )
+from bench.fsutil import write_json_atomic
 from bench.recipe import Recipe, lr_factor
 
 
@@ -200,3 +202,5 @@ def _record(phase: _Phase, progress: Progress, entry: dict[str, Any], step: int,
                           acc=f"{entry.get('test_accuracy', 0):.1f}")
     if checkpoint is not None:
         save_checkpoint(checkpoint, phase.recipe, phase.model, phase.optimizer, progress)
+        write_json_atomic(progress_path(checkpoint), {  # for `bench status`: no torch.load
+            "epoch": epoch, "epochs": phase.recipe.epochs, "time": time.time()})

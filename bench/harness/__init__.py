@@ -7,10 +7,10 @@ files.
 
 from bench.harness.data_cache import DataCache
 from bench.harness.evaluation import check_finite, measure
-from bench.harness.grid import GRID_POLL_SECONDS, run_grid
+from bench.harness.grid import GRID_POLL_SECONDS, run_grid, summary_line
 from bench.harness.one_run import execute
 from bench.harness.outcome import Outcome
 from bench.harness.records import verify_artifact
 
 __all__ = ["GRID_POLL_SECONDS", "DataCache", "Outcome", "check_finite", "execute", "measure",
-           "run_grid", "verify_artifact"]
+           "run_grid", "summary_line", "verify_artifact"]

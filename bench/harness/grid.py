@@ -48,7 +48,7 @@ def run_grid(
                 waiting.append((i, spec))
                 continue
             outcomes[i] = outcome
-            tqdm.write(_summary_line(i, len(specs), outcome), file=sys.stdout)
+            tqdm.write(summary_line(i, len(specs), outcome), file=sys.stdout)
             bar.update(1)
         if waiting and first:
             tqdm.write(f"waiting for {len(waiting)} runs held by other workers", file=sys.stdout)
@@ -59,7 +59,8 @@ def run_grid(
     return [outcomes[i] for i in sorted(outcomes)]
 
 
-def _summary_line(i: int, n: int, outcome: Outcome) -> str:
+def summary_line(i: int, n: int, outcome: Outcome) -> str:
+    """``[i/n] label (key): trained, test accuracy 91.20% (30.1 s training)``."""
     record = outcome.record
     head = f"[{i}/{n}] {outcome.spec.label()} ({record['key']}):"
     how = "cached" if outcome.cached else "trained"

@@ -99,7 +99,7 @@ def _attempt(spec: RunSpec, claim: Any, store: RunStore, data: DataCache,
         record["status"] = "finished"
     except Diverged as exc:
         record.update(status="diverged", error={"type": "Diverged", "message": str(exc)})
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, Slurm preemption (submitit)
         record.update(status="running", interrupted=_now())
         if claim.valid():
             store.write(spec.key, record)
