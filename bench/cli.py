@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import bench.perf as perf
 import bench.reports.figures as figures
-from bench.commands import compare, export, listing, run
+from bench.commands import compare, export, listing, run, status
 from bench.defaults import EXIT_USAGE
 from bench.errors import BenchError
 from bench.registry import PLUGIN_WARNINGS
@@ -32,6 +32,8 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "run": Command("run a grid of methods x models x datasets x densities x seeds",
                    run.add_arguments, run.command),
+    "status": Command("a grid's runs by state, the workers alive and the time left",
+                      status.add_arguments, status.command),
     "list": Command("methods, models, datasets and presets",
                     listing.add_arguments, listing.command),
     "report": Command("tables of results from the run store",
@@ -66,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv[1:]  # the command's own options, for workers that rerun it
         for warning in PLUGIN_WARNINGS:
             print(f"warning: {warning}", file=sys.stderr)
         return COMMANDS[args.command].run(args)

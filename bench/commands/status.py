@@ -1,0 +1,120 @@
+"""``bench status``: a grid's runs by state, the workers alive, the estimated time left.
+
+Read from the store alone (records, claims, checkpoint progress, worker beacons and the
+grid's manifest), so it works from any machine that sees the results folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.defaults import results_root
+from bench.errors import BenchError
+
+SHOWN_PER_STATE = 20  # runs listed per state before "... and N more"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, help="run store (default as for run)")
+    parser.add_argument("--grid", help="the grid id (default: the one launched last)")
+    parser.add_argument("--all", action="store_true", help="list every run of each state")
+    parser.add_argument("--json", action="store_true", help="the status as JSON")
+
+
+def owner_text(owner: dict[str, Any]) -> str:
+    """``host pid 123, slurm 17_2`` for a claim's or record's owner."""
+    parts = [f"{owner.get('host', '?')} pid {owner.get('pid', '?')}"]
+    if owner.get("slurm_array_job"):
+        parts.append(f"slurm {owner['slurm_array_job']}_{owner.get('slurm_array_task', '?')}")
+    elif owner.get("slurm_job"):
+        parts.append(f"slurm {owner['slurm_job']}")
+    if owner.get("slurm_restarts") not in (None, "0"):
+        parts.append(f"requeued {owner['slurm_restarts']}x")
+    if owner.get("worker"):
+        parts.append(owner["worker"])
+    return ", ".join(parts)
+
+
+def _run_line(run: Any) -> str:
+    head = f"    {run.label} ({run.key})"
+    if run.state == "running":
+        beat = f", heartbeat {run.heartbeat_age:.0f} s ago" if run.heartbeat_age is not None \
+            else ""
+        where = f" in {run.phase}" if run.phase else ""
+        return (f"{head}: {owner_text(run.owner)}, epoch {run.epochs_done}/"
+                f"{run.planned_epochs}{where}{beat}")
+    if run.state == "failed":
+        return f"{head}: {run.error}"
+    if run.state == "interrupted":
+        return f"{head}: resumes from epoch {run.epochs_done} (last: {owner_text(run.owner)})"
+    return head
+
+
+def render(status: Any, show_all: bool = False) -> str:
+    """The status as text: counts, the runs of each live or bad state, workers, time left."""
+    from bench.estimate import format_duration
+
+    m = status.manifest
+    launched = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(m.updated))
+    how = m.executor.get("kind", "?")
+    if m.executor.get("job_id"):
+        how += f" job {m.executor['job_id']}, {m.executor.get('tasks', '?')} tasks"
+    elif m.executor.get("workers"):
+        how += f", {m.executor['workers']} workers"
+    lines = [f"grid {m.id}: {len(status.runs)} runs, launched {launched} ({how})"]
+    order = ("finished", "diverged", "running", "interrupted", "failed", "pending")
+    lines.append("  " + ", ".join(f"{status.count(s)} {s}" for s in order if status.count(s)))
+    for state in ("running", "interrupted", "failed", "pending"):
+        runs = [r for r in status.runs if r.state == state]
+        if not runs or (state == "pending" and not show_all):
+            continue
+        lines.append(f"  {state}:")
+        shown = runs if show_all else runs[:SHOWN_PER_STATE]
+        lines.extend(_run_line(r) for r in shown)
+        if len(runs) > len(shown):
+            lines.append(f"    ... and {len(runs) - len(shown)} more (--all lists them)")
+    lines.append(f"  workers alive: {len(status.workers)}")
+    lines.extend(f"    {owner_text(w['owner'])}, up {time.time() - w['started']:.0f} s"
+                 for w in status.workers)
+    if status.done:
+        lines.append("  done")
+    elif status.seconds_left is None:
+        lines.append("  time left: unknown (no run measured yet)")
+    else:
+        per = f" over {len(status.workers)} workers" if len(status.workers) > 1 else ""
+        lines.append(f"  time left: about {format_duration(status.seconds_left)}{per}"
+                     f"{'' if status.workers else ' (once a worker runs)'}")
+    return "\n".join(lines)
+
+
+def command(args: argparse.Namespace) -> int:
+    from bench.harness.manifest import manifests, read_manifest
+    from bench.harness.status import grid_status
+    from bench.store import RunStore
+
+    store = RunStore(results_root(args.results))
+    if not store.root.is_dir():
+        raise BenchError(f"no run store at {store.root} (see --results)")
+    if args.grid:
+        manifest = read_manifest(store, args.grid)
+        if manifest is None:
+            known = ", ".join(m.id for m in manifests(store)) or "none"
+            raise BenchError(f"no grid {args.grid!r} in {store.root}; grids there: {known}")
+    else:
+        found = manifests(store)
+        if not found:
+            raise BenchError(f"no grid was launched on {store.root} (bench run writes one)")
+        manifest = found[-1]
+    status = grid_status(store, manifest)
+    if args.json:
+        print(json.dumps({"grid": asdict(manifest), "runs": [asdict(r) for r in status.runs],
+                          "workers": status.workers, "seconds_left": status.seconds_left},
+                         indent=1, default=str))
+    else:
+        print(render(status, args.all))
+    return 0
