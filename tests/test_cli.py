@@ -1,5 +1,6 @@
 """Every mistake a user can make on the command line ends in one clear line and exit 2."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,20 @@ def run_cli(capsys, *argv):
     (["run", "--methods", "dense", "--threads", "two"], "whole number of threads"),
     (["run", "--methods", "dense", "--width", "-1"], "--width must be a positive number"),
     (["run", "--methods", "dense", "--train-subset", "0"], "--train-subset must be >= 1"),
+    (["run", "--methods", "dense", "--workers", "2"],
+     "--workers belongs to --executor local, not inprocess"),
+    (["run", "--methods", "dense", "--wait"], "--wait belongs to --executor slurm, not "),
+    (["run", "--methods", "dense", "--executor", "local", "--partition", "gpu"],
+     "--partition belongs to --executor slurm, not local"),
+    (["run", "--methods", "dense", "--executor", "local", "--workers", "0"],
+     "--workers must be at least 1"),
+    (["run", "--methods", "dense", "--executor", "local", "--devices", ","],
+     "--devices is empty"),
+    (["run", "--methods", "dense", "--executor", "slurm", "--array-tasks", "0"],
+     "--array-tasks must be at least 1"),
+    (["run", "--methods", "dense", "--executor", "slurm", "--sbatch", "mem"],
+     "--sbatch takes KEY=VALUE"),
+    (["run", "--methods", "dense", "--executor", "cloud"], "invalid choice: 'cloud'"),
     (["compare", "a", "b", "--alpha", "5"], "--alpha is a significance level in (0, 1)"),
     (["compare", "a", "b", "--bytes-growth", "-1"], "--bytes-growth must be a number >= 0"),
     (["compare", "a", "b", "--single-seed-drop", "nan"], "--single-seed-drop must be"),
@@ -95,3 +110,13 @@ def test_module_runs_from_the_repository_root_without_install():
     assert out.returncode == 2
     assert out.stderr.strip().startswith("error: unknown method 'nope'")
     assert "Traceback" not in out.stderr
+
+
+def test_slurm_executor_without_sbatch_says_so(tmp_path, cifar10_dir):
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # python, but no sbatch
+    out = subprocess.run([sys.executable, "-m", "bench", "run", "--methods", "dense",
+                          "--executor", "slurm", "--data-dir", str(cifar10_dir), "--results",
+                          str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("error: --executor slurm: no sbatch on PATH (is this a Slurm "
+                                  "login node?)")

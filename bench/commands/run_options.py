@@ -1,5 +1,5 @@
-"""``bench run``'s options: the grid's dimensions, the engine's switches, each method's
-hyperparameters (``--<method>-<field>``)."""
+"""``bench run``'s options: the grid's dimensions, the engine's switches, the executor, each
+method's hyperparameters (``--<method>-<field>``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from bench.artifact import VALUE_CODECS
+from bench.commands.executor_options import add_executor_arguments, check_executor_options
 from bench.commands.parsing import metavar, option_name
 from bench.defaults import (
     DEFAULT_RESULTS,
@@ -18,11 +19,14 @@ from bench.registry import (
     methods,
 )
 
+__all__ = ["add_arguments", "check_executor_options"]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The grid's dimensions and overrides, then the engine and store options."""
     _grid_arguments(parser)
     _engine_arguments(parser)
+    add_executor_arguments(parser)
     _hparam_arguments(parser)
 
 
