@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest_plugins = ["slurm_cluster"]
 os.environ["BENCH_NO_DOWNLOAD"] = "1"
 
 CIFAR10_SCRIPT = Path(__file__).resolve().parents[2] / "shared/data/cifar10_from_jpeg.py"
@@ -153,3 +154,18 @@ def cifar100_dir(tmp_path_factory) -> Path:
         b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
     })
     return root
+
+
+@pytest.fixture(scope="session")
+def straight_grid(cifar10_dir, tmp_path_factory) -> dict[str, tuple]:
+    """The small grid (tests/small_grid.py) run once in one process: what every multi-worker
+    run of it must leave in its store."""
+    from small_grid import ENV, ROOT, RUNS, command, outcome
+
+    root = tmp_path_factory.mktemp("straight")
+    done = subprocess.run(command(root, cifar10_dir), cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    result = outcome(root)
+    assert len(result) == RUNS and all(v[0] == "finished" for v in result.values())
+    return result
