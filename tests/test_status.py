@@ -39,7 +39,7 @@ def progress(store: RunStore, spec: RunSpec, epoch: int) -> None:
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.write_bytes(b"")
     progress_path(ckpt).write_text(json.dumps({"epoch": epoch, "epochs": 10,
-                                               "time": time.time()}))
+                                               "seconds": 3.0 * epoch, "time": time.time()}))
 
 
 @pytest.fixture
@@ -74,6 +74,15 @@ def test_every_state_is_told_from_the_store(grid):
     # epochs left (3 + 6 + 10; a failure has ended) at the measured 20 s / 10 epochs
     assert status.seconds_left == pytest.approx(19 * 2.0)
     assert not status.done
+
+
+def test_before_a_run_finishes_the_rate_comes_from_the_checkpoints(grid):
+    store, manifest = grid
+    finished = SPECS[0]
+    store.run_dir(finished.key).joinpath("record.json").unlink()
+    status = grid_status(store, manifest)
+    # 3 s per checkpointed epoch; epochs left 10 + 3 + 6 + 10
+    assert status.seconds_left == pytest.approx(29 * 3.0)
 
 
 def test_status_command_shows_owners_epochs_errors_and_workers(grid, capsys):

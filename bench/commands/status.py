@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.claims import claim_ttl
 from bench.defaults import results_root
 from bench.errors import BenchError
 
@@ -43,11 +44,14 @@ def owner_text(owner: dict[str, Any]) -> str:
 def _run_line(run: Any) -> str:
     head = f"    {run.label} ({run.key})"
     if run.state == "running":
-        beat = f", heartbeat {run.heartbeat_age:.0f} s ago" if run.heartbeat_age is not None \
-            else ""
-        where = f" in {run.phase}" if run.phase else ""
+        late = run.heartbeat_age is not None and run.heartbeat_age > claim_ttl() / 2
+        beat = (f", no heartbeat for {run.heartbeat_age:.0f} s (taken over after "
+                f"{claim_ttl():.0f} s)" if late else "")
+        if run.phase is None:  # no epoch checkpointed yet
+            return f"{head}: {owner_text(run.owner)}, before its first epoch (scoring or " \
+                   f"loading){beat}"
         return (f"{head}: {owner_text(run.owner)}, epoch {run.epochs_done}/"
-                f"{run.planned_epochs}{where}{beat}")
+                f"{run.planned_epochs} in {run.phase}{beat}")
     if run.state == "failed":
         return f"{head}: {run.error}"
     if run.state == "interrupted":
@@ -86,7 +90,8 @@ def render(status: Any, show_all: bool = False) -> str:
     elif status.seconds_left is None:
         lines.append("  time left: unknown (no run measured yet)")
     else:
-        per = f" over {len(status.workers)} workers" if len(status.workers) > 1 else ""
+        sharing = status.workers_sharing
+        per = f" over {sharing} workers" if sharing > 1 else ""
         lines.append(f"  time left: about {format_duration(status.seconds_left)}{per}"
                      f"{'' if status.workers else ' (once a worker runs)'}")
     return "\n".join(lines)

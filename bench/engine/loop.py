@@ -203,4 +203,5 @@ def _record(phase: _Phase, progress: Progress, entry: dict[str, Any], step: int,
     if checkpoint is not None:
         save_checkpoint(checkpoint, phase.recipe, phase.model, phase.optimizer, progress)
         write_json_atomic(progress_path(checkpoint), {  # for `bench status`: no torch.load
-            "epoch": epoch, "epochs": phase.recipe.epochs, "time": time.time()})
+            "epoch": epoch, "epochs": phase.recipe.epochs, "seconds": progress.seconds,
+            "time": time.time()})

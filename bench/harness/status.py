@@ -15,6 +15,7 @@ from bench.harness.workers import workers
 from bench.store import RunStore, UnreadableRecord
 
 FINAL = ("finished", "diverged")
+OPEN = ("pending", "running", "interrupted")  # a worker has yet to end these
 
 
 @dataclass
@@ -27,6 +28,7 @@ class RunState:
     planned_epochs: int
     owner: dict[str, Any] = field(default_factory=dict)
     epochs_done: int = 0  # summed over the phases checkpointed so far
+    train_seconds: float = 0.0  # the training time those epochs took
     phase: str | None = None
     heartbeat_age: float | None = None
     error: str | None = None
@@ -46,23 +48,28 @@ class GridStatus:
         return sum(r.state == state for r in self.runs)
 
     @property
+    def workers_sharing(self) -> int:
+        """The workers the time left is split between: alive, and no more than runs open."""
+        return max(1, min(len(self.workers), sum(r.state in OPEN for r in self.runs)))
+
+    @property
     def done(self) -> bool:
         return all(r.state in (*FINAL, "failed") for r in self.runs)
 
 
-def _checkpointed(store: RunStore, key: str) -> tuple[int, str | None]:
-    """Epochs in the run's phase checkpoints, and the phase written last."""
-    folder = store.run_dir(key) / "checkpoints"
-    done, newest, phase = 0, -1.0, None
+def _checkpointed(store: RunStore, state: RunState) -> None:
+    """Epochs and training seconds in the run's phase checkpoints, the phase written last."""
+    folder = store.run_dir(state.key) / "checkpoints"
+    newest = -1.0
     for ckpt in folder.glob("*.ckpt"):
         try:
             info = json.loads(progress_path(ckpt).read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        done += int(info.get("epoch", 0))
+        state.epochs_done += int(info.get("epoch", 0))
+        state.train_seconds += float(info.get("seconds", 0.0))
         if info.get("time", 0) > newest:
-            newest, phase = info.get("time", 0), ckpt.stem
-    return done, phase
+            newest, state.phase = info.get("time", 0), ckpt.stem
 
 
 def run_state(store: RunStore, run: dict[str, Any]) -> RunState:
@@ -84,7 +91,7 @@ def run_state(store: RunStore, run: dict[str, Any]) -> RunState:
         if record["status"] != "failed":
             return state
     held, claim, _ = claim_state(store.run_dir(key))
-    state.epochs_done, state.phase = _checkpointed(store, key)
+    _checkpointed(store, state)
     if held == "held":
         state.state, state.owner = "running", claim.get("owner", {})
         state.heartbeat_age = claim.get("heartbeat_age")
@@ -93,21 +100,33 @@ def run_state(store: RunStore, run: dict[str, Any]) -> RunState:
     return state
 
 
-def _seconds_left(manifest: GridManifest, runs: list[RunState], alive: int) -> float | None:
-    """Epochs left times the seconds per epoch measured on finished runs (else the launch's
-    estimate), shared between the workers alive (one when none is)."""
-    measured = [r.wall_seconds / r.planned_epochs for r in runs
+def _seconds_per_epoch(manifest: GridManifest, runs: list[RunState]) -> float | None:
+    """The median over finished runs (whole run: scoring and evaluation too), else the epochs
+    checkpointed so far (training alone), else the launch's estimate."""
+    finished = [r.wall_seconds / r.planned_epochs for r in runs
                 if r.state == "finished" and r.wall_seconds and r.planned_epochs]
-    rate = statistics.median(measured) if measured else manifest.seconds_per_epoch
-    left = sum(max(0, r.planned_epochs - r.epochs_done) for r in runs
-               if r.state in ("pending", "running", "interrupted"))
+    if finished:
+        return statistics.median(finished)
+    epochs = sum(r.epochs_done for r in runs if r.train_seconds)
+    if epochs:
+        return sum(r.train_seconds for r in runs) / epochs
+    return manifest.seconds_per_epoch
+
+
+def _seconds_left(manifest: GridManifest, runs: list[RunState]) -> float | None:
+    """Epochs left at the seconds per epoch measured so far (one worker's time)."""
+    rate = _seconds_per_epoch(manifest, runs)
+    left = sum(max(0, r.planned_epochs - r.epochs_done) for r in runs if r.state in OPEN)
     if rate is None:
         return None if left else 0.0
-    return left * rate / max(1, alive)
+    return left * rate
 
 
 def grid_status(store: RunStore, manifest: GridManifest) -> GridStatus:
     """The grid's state now."""
     runs = [run_state(store, run) for run in manifest.runs]
     live = [w for w in workers(store) if w["alive"] and w.get("grid") in (None, manifest.id)]
-    return GridStatus(manifest, runs, live, _seconds_left(manifest, runs, len(live)))
+    status = GridStatus(manifest, runs, live, _seconds_left(manifest, runs))
+    if status.seconds_left is not None:
+        status.seconds_left /= status.workers_sharing
+    return status
