@@ -7,6 +7,7 @@ some run failed exits 1 after recording every run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,3 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: finished runs are saved; rerun the same command to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bench status | head`: the reader left; nothing is lost
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
