@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import bench.perf as perf
 import bench.reports.figures as figures
 from bench.commands import compare, export, listing, run, status
-from bench.defaults import EXIT_USAGE
+from bench.defaults import EXIT_INTERRUPTED, EXIT_USAGE
 from bench.errors import BenchError
 from bench.registry import PLUGIN_WARNINGS
 from bench.reports import tables_cli
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are saved; rerun the same command to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `bench status | head`: the reader left; nothing is lost
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -16,6 +16,7 @@ DEFAULT_RESULTS = Path("results/runs")
 RESULTS_ENV = "BENCH_RESULTS"
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 def results_root(arg: Path | None) -> Path:

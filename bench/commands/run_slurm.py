@@ -12,12 +12,14 @@ import copy
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from bench.commands.follow import follow
 from bench.commands.run_setup import prepare, record_manifest
 from bench.commands.run_summary import followed_exit
+from bench.defaults import EXIT_INTERRUPTED
 from bench.errors import BenchError
 
 DEFAULT_TIME_LIMIT = 240  # minutes per task
@@ -148,7 +150,12 @@ def submit(args: argparse.Namespace) -> int:
     print(f"follow: python -m bench status --results {setup.store.root}   cancel: scancel {array}")
     if not args.wait:
         return 0
-    states = follow(setup.store, manifest, setup.specs, lambda: array_alive(array),
-                    progress=not args.no_progress)
+    try:
+        states = follow(setup.store, manifest, setup.specs, lambda: array_alive(array),
+                        progress=not args.no_progress)
+    except KeyboardInterrupt:  # only the following stops: the array is the cluster's now
+        print(f"stopped following; array {array} goes on (bench status to look, scancel "
+              f"{array} to stop it)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return followed_exit(states, f"array {array} has ended; rerun the same command to "
                          "submit them again")
