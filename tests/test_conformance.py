@@ -18,11 +18,18 @@ from bench.registry import load_plugins
 
 # Largest |suite - authors| kept count per layer, as a share of the layer's size.
 MAX_LAYER_GAP = 0.02
-# px2024 at 0.5: 2.21 % on blocks.7.conv1, Jaccard 0.78; at 0.1 and 0.02 the masks are equal.
-# The authors' release itself, run on this suite's machine (AVX-512/AMX, one thread) on the
-# same weights and batch, gives the suite's masks, not the fixture's: the fixture's machine
-# rounded differently somewhere in the 100 rounds, and the difference grew from there.
-LAYER_GAP_EXCEPTIONS = {"px2024-d0.5-f32": 0.025}
+# PX's 100 float32 rounds amplify rounding: a near-tie that one CPU's kernels break one way
+# and another's the other way changes the next round's network, and the masks drift from
+# there (px's objective vanishes on BN nets, so its scores are rounding outright). Exact
+# masks hold on one machine only. On a 2-core AVX-512/AMX machine the suite's PX masks
+# equalled the fixtures' except px2024 at 0.5 (2.21 % on blocks.7.conv1, Jaccard 0.78); on
+# an AVX-512 machine without AMX the six fixtures' worst layer gaps were 2.97, 2.97, 2.55
+# (px at 0.5, 0.1, 0.02) and 7.42, 6.90, 3.24 % (px2024), Jaccard 0.33 to 0.76; on that
+# machine with oneDNN and MKL held to AVX2 (ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS),
+# px2024 at 0.1 against its own AVX-512 masks: 6.64 %, Jaccard 0.44. A wrong variant is
+# far outside: px-2024 on the px-d0.02 fixture 68 % (fc), px-clean 50 % and six layers
+# emptied; so the PX checks allow 10 % per layer, no emptied layer.
+PX_LAYER_GAP = 0.10
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +43,7 @@ def pruning_data(cifar10_full_dir):
 def check(fixture: str, data, min_jaccard: float | None, **hparams: str) -> None:
     c = compare(fixture, data, hparams=hparams or None)
     layer, gap = c.worst()
-    allowed = LAYER_GAP_EXCEPTIONS.get(fixture, MAX_LAYER_GAP)
+    allowed = PX_LAYER_GAP if fixture.startswith("px") else MAX_LAYER_GAP
     assert gap <= allowed, (f"{c.method} vs {fixture}: {layer} keeps {c.kept[layer]} of "
                             f"{c.total[layer]}, the authors' code {c.reference_kept[layer]}")
     assert c.emptied() == [], f"{c.method} empties {c.emptied()}, which the authors' code keeps"
@@ -69,8 +76,9 @@ IN_CI = {"px-d0.02-f32", "px2024-d0.1-f32"}
     pytest.param(f, marks=pytest.mark.slow if f in IN_CI else pytest.mark.conformance)
     for f in PX_FIXTURES])
 def test_px_keeps_the_authors_per_layer_counts(pruning_data, fixture):
-    """Within 2 % of each layer's size of the authors' code, no layer emptied that the
-    authors' code keeps, no degenerate round (100 rounds, float32, as they run it)."""
+    """Within 10 % of each layer's size of the authors' code (rounding across CPUs, see
+    PX_LAYER_GAP), no layer emptied that the authors' code keeps, no degenerate round
+    (100 rounds, float32, as they run it)."""
     check(fixture, pruning_data, min_jaccard=None)
 
 

@@ -466,7 +466,15 @@ def test_both_variants_end_to_end_on_real_cifar10(cifar10_dir, tmp_path):
     for method, record in records.items():
         assert record["status"] == "finished", (method, record.get("error"))
         metrics = record["metrics"]
-        assert metrics["parameters_kept"] == kept_count(metrics["parameters_prunable"], 0.5)
+        target = kept_count(metrics["parameters_prunable"], 0.5)
+        if method == "px-clean":  # the suite's cut: exactly round(d n)
+            assert metrics["parameters_kept"] == target
+        else:
+            # The authors' kthvalue cut prunes every score tied with the cut, and px's float32
+            # scores are rounding (its objective vanishes on BN nets): how many tie depends
+            # on the CPU. AVX-512 without AMX: 8438 of 8566 kept; AVX-512/AMX: 8566.
+            assert 0.9 * target <= metrics["parameters_kept"] <= target
+        assert not metrics["layer_collapse"], method
         search = record["budget"]["search"]
         assert search["forward_images"] > 0 and search["backward_images"] > 0
         assert [(p["phase"], p["epochs"]) for p in record["phases"]] == [("train", 1)]
