@@ -19,16 +19,21 @@ from bench.api import (
 )
 
 
-def synflow_scores(model: nn.Module) -> Importance:
-    """|theta * dR/dtheta| with every tensor made non-negative, R = sum of outputs on ones.
-
-    Runs on a float64 copy in eval mode (float32 overflows in deep networks).
-    """
+def synflow_copy(model: nn.Module) -> nn.Module:
+    """The float64 copy SynFlow scores: eval mode, every tensor made non-negative (float32
+    overflows in deep networks)."""
     net = scoring_copy(model, dtype=torch.float64).eval()
     with torch.no_grad():
         for tensor in net.state_dict().values():
             if tensor.is_floating_point():
                 tensor.abs_()
+    return net
+
+
+def synflow_scores(model: nn.Module, net: nn.Module | None = None) -> Importance:
+    """|theta * dR/dtheta| on :func:`synflow_copy` of ``model`` (``net``: one kept from an
+    earlier round, with the model's current masks), R = sum of outputs on ones."""
+    net = synflow_copy(model) if net is None else net
     device = next(net.parameters()).device
     net(torch.ones(1, 3, 32, 32, dtype=torch.float64, device=device)).sum().backward()
     grads = weight_gradients(net)
@@ -50,4 +55,5 @@ class SynFlow(PruneAtInit):
 
     def importance(self, model: nn.Module, ctx: RunContext) -> Importance:
         ctx.search.count(1)
-        return synflow_scores(model)
+        return synflow_scores(model, self.kept_copies(model, lambda m: (net := synflow_copy(m),
+                                                                        [net])))

@@ -13,12 +13,15 @@ for all: a method only says how it scores weights.
 - a round whose live scores are all equal (all zero, say) is *degenerate*: the criterion
   ranks nothing, so that round prunes nothing (never by position), and :func:`prune`
   reports it; a degenerate last round is an error, since the target is not reached.
+- masks are selected where the scores are (on the GPU for a GPU run): the only value a
+  round brings to the host is the degenerate check's one boolean.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
@@ -58,12 +61,12 @@ def _live_scores(layer: nn.Module, score: Tensor) -> Tensor:
     So a NaN-scored live weight is kept only when nothing finite is left, and a pruned
     weight never is.
     """
-    score = score.detach().to(torch.float64).reshape(layer.weight.shape)
+    score = score.detach().to(layer.weight.device, torch.float64).reshape(layer.weight.shape)
     lowest = torch.finfo(torch.float64).min
     score = torch.nan_to_num(score, nan=lowest, neginf=lowest)
     mask = layer.current_mask()
     if mask is not None:
-        score = score.masked_fill(~mask.to(score.device), float("-inf"))
+        score = score.masked_fill(~mask, float("-inf"))
     return score
 
 
@@ -98,8 +101,12 @@ def _cut(flat: Tensor, density: float, cut: Cut) -> Tensor:
 
 def is_degenerate(live: Tensor) -> bool:
     """True when the live (finite-or-NaN, not pruned) scores of ``live`` are all equal."""
-    values = live[live > float("-inf")]
-    return values.numel() > 1 and bool(values.max() == values.min())
+    alive = live > float("-inf")
+    if live.numel() < 2:
+        return False
+    high = torch.where(alive, live, float("-inf")).max()
+    low = torch.where(alive, live, float("inf")).min()
+    return bool((alive.sum() > 1) & (high == low))  # one value to the host
 
 
 def _live(model: nn.Module, scores: Importance) -> dict[str, Tensor]:
@@ -111,7 +118,8 @@ def _live(model: nn.Module, scores: Importance) -> dict[str, Tensor]:
 
 
 def _pooled(live: dict[str, Tensor]) -> Tensor:
-    return torch.cat([s.flatten().cpu() for s in live.values()])
+    """Every layer's scores in one flat tensor, on the scores' device (sorted there too)."""
+    return torch.cat([s.flatten() for s in live.values()])
 
 
 def _degenerate(live: dict[str, Tensor], scope: Scope) -> bool:
@@ -214,6 +222,80 @@ def scoring_copy(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Modul
     return clone
 
 
+class ScoringCopies:
+    """A model's private scoring copies, made once and kept across pruning rounds.
+
+    ``build(model)`` returns what the scorer needs and the networks in it. In each later
+    round :meth:`get` brings the model's current masks into every copy's prunable layers
+    (which zeroes the weights they prune, as a fresh copy of the masked model would have
+    them) and clears their gradients, instead of copying the model again: the same numbers
+    as a fresh copy every round, without rebuilding the modules (PX deep-copies three
+    networks a round). When the model changed otherwise since the copies were made (a
+    weight or buffer differs from the copies' source outside the masks, a pruned weight
+    was revived, another model), the copies are made anew.
+    """
+
+    def __init__(self, build: Callable[[nn.Module], tuple[Any, list[nn.Module]]]) -> None:
+        self._build = build
+        self._model: weakref.ref[nn.Module] | None = None
+        self._value: Any = None
+        self._networks: list[nn.Module] = []
+        self._source: dict[str, Tensor] = {}
+
+    def get(self, model: nn.Module) -> Any:
+        """The copies for ``model`` as it is now."""
+        if self._model is None or self._model() is not model or not self._refresh(model):
+            self._value, self._networks = self._build(model)
+            self._model = weakref.ref(model)
+            self._source = _unmasked_state(model)
+        return self._value
+
+    def release(self) -> None:
+        """Drop the copies (they hold device memory the training needs)."""
+        self._model, self._value, self._networks, self._source = None, None, [], {}
+
+    def _refresh(self, model: nn.Module) -> bool:
+        masks = {name: layer.current_mask() for name, layer in prunable_layers(model)}
+        layers = [dict(prunable_layers(net)) for net in self._networks]
+        state = _unmasked_state(model, clone=False)
+        if state.keys() != self._source.keys():
+            return False
+        ok = torch.ones((), dtype=torch.bool, device=_device(model))
+        with torch.no_grad():
+            for key, value in state.items():
+                source = self._source[key]
+                mask = masks.get(key.removesuffix(".weight")) if key.endswith(".weight") else None
+                if value.shape != source.shape:
+                    return False
+                ok &= (value == (source if mask is None else source * mask)).all()
+            for copy_layers in layers:  # a weight pruned in a copy must be pruned still
+                for name, mask in masks.items():
+                    held = copy_layers[name].current_mask()
+                    if mask is not None and held is not None:
+                        ok &= ~(mask & ~held.to(mask.device)).any()
+        if not bool(ok):  # one value to the host
+            return False
+        for copy_layers in layers:
+            for name, mask in masks.items():
+                if mask is not None:
+                    copy_layers[name].set_mask(mask)
+        for net in self._networks:
+            for param in net.parameters():
+                param.grad = None
+        return True
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _unmasked_state(model: nn.Module, clone: bool = True) -> dict[str, Tensor]:
+    """The model's parameters and buffers without its masks and mask scores (detached)."""
+    return {key: value.detach().clone() if clone else value.detach()
+            for key, value in model.state_dict().items()
+            if not key.endswith((".mask", ".scores"))}
+
+
 def pruning_batches(ctx: RunContext, batch_size: int = PRUNING_BATCH_SIZE
                     ) -> Iterator[tuple[Tensor, Tensor]]:
     """The seed's pruning set (10 augmented images per class) in batches on the device."""
@@ -261,6 +343,21 @@ class PruneAtInit(Method):
         """What a degenerate round's record should say besides its number (PX: float64 check)."""
         return {}
 
+    def kept_copies(self, model: nn.Module,
+                    build: Callable[[nn.Module], tuple[Any, list[nn.Module]]]) -> Any:
+        """``build(model)``'s scoring copies, made in the first round and refreshed in later
+        ones (:class:`ScoringCopies`); :meth:`run` drops them before training."""
+        cache = getattr(self, "_scoring_copies", None)
+        if cache is None:
+            cache = self._scoring_copies = ScoringCopies(build)
+        return cache.get(model)
+
+    def release_copies(self) -> None:
+        """Drop the copies :meth:`kept_copies` holds."""
+        cache = getattr(self, "_scoring_copies", None)
+        if cache is not None:
+            cache.release()
+
     def run(self, ctx: RunContext) -> nn.Module:
         t0 = time.perf_counter()
         rounds = getattr(self.hparams, "rounds", self.rounds)
@@ -270,8 +367,11 @@ class PruneAtInit(Method):
             notes.append({"round": index, **self.explain_degenerate(model, ctx)})
             ctx.notes["degenerate_rounds"] = notes
 
-        prune(ctx.model, lambda m: self.importance(m, ctx), ctx.density, rounds,
-              self.hparams.scope, self.hparams.cut, degenerate)
+        try:
+            prune(ctx.model, lambda m: self.importance(m, ctx), ctx.density, rounds,
+                  self.hparams.scope, self.hparams.cut, degenerate)
+        finally:
+            self.release_copies()
         ctx.search.seconds += time.perf_counter() - t0
         ctx.train()
         return ctx.model

@@ -17,7 +17,7 @@ from bench.api import (
     pruning_batches,
     register,
 )
-from methods.px.scores import px_objective, px_scores
+from methods.px.scores import PXCopies, px_copies, px_objective, px_scores
 from methods.px.variants import CLEAN, FAITHFUL, RELEASE_2024, PXVariant
 
 
@@ -51,8 +51,14 @@ class _PX(PruneAtInit):
 
     def importance(self, model: nn.Module, ctx: RunContext) -> Importance:
         batches = (x for x, _ in pruning_batches(ctx))
+        copies = self.kept_copies(model, self._build_copies)
         return px_scores(model, batches, self.variant,
-                         lambda images, backward: ctx.search.count(images, backward=backward))
+                         lambda images, backward: ctx.search.count(images, backward=backward),
+                         copies=copies)
+
+    def _build_copies(self, model: nn.Module) -> tuple[PXCopies, list[nn.Module]]:
+        copies = px_copies(model, self.variant)
+        return copies, copies.networks()
 
     def explain_degenerate(self, model: nn.Module, ctx: RunContext) -> dict[str, Any]:
         """The objective in the run's dtype and in float64: a vanished objective shows there."""

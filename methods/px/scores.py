@@ -20,8 +20,8 @@ from methods.px.variants import PXVariant, check_supported
 
 
 @dataclass
-class _Copies:
-    """The three networks of one scoring pass."""
+class PXCopies:
+    """The three networks of a scoring pass, and the gates copy 1 hands to copy 2."""
 
     gate: nn.Module
     bank: GateBank
@@ -29,14 +29,19 @@ class _Copies:
     kernel: nn.Module
 
 
-def _copies(model: nn.Module, variant: PXVariant) -> _Copies:
+    def networks(self) -> list[nn.Module]:
+        return [self.gate, self.activation, self.kernel]
+
+
+def px_copies(model: nn.Module, variant: PXVariant) -> PXCopies:
+    """The three networks of ``model`` (see :mod:`methods.px`); the model is untouched."""
     gate = copy.deepcopy(model).train(variant.gate_mode == "train")
     bank = GateBank()
-    return _Copies(gate, bank, auxiliary_copy(model, variant, "activation", bank),
+    return PXCopies(gate, bank, auxiliary_copy(model, variant, "activation", bank),
                    auxiliary_copy(model, variant, "kernel"))
 
 
-def _objective(nets: _Copies, batches: Iterable[Tensor], variant: PXVariant,
+def _objective(nets: PXCopies, batches: Iterable[Tensor], variant: PXVariant,
                count: Callable[[int, int], None], backward: bool) -> Tensor:
     """R summed over ``batches``; with ``backward`` its gradient lands in copy 3's weights."""
     total: Tensor | None = None
@@ -78,15 +83,18 @@ def px_scores(
     batches: Iterable[Tensor],
     variant: PXVariant,
     count: Callable[[int, int], None] | None = None,
+    copies: PXCopies | None = None,
 ) -> Importance:
     """``|dR/d(theta^2)| * |theta|^p`` for every prunable weight of ``model`` (left untouched).
 
     ``batches`` yields input batches ``x``. ``count(images, backward)`` is told every
     forward pass (the search cost). With ``variant.signed_classifier`` the classifier's
     gradient is taken with respect to its signed weight, as the authors' code does.
+    ``copies`` are :func:`px_copies` of ``model`` kept from an earlier round (with its
+    current masks and no gradients); by default they are made here.
     """
     check_supported(model)
-    nets = _copies(model, variant)
+    nets = copies if copies is not None else px_copies(model, variant)
     _objective(nets, batches, variant, count or (lambda images, backward: None), backward=True)
     grads = weight_gradients(nets.kernel)
     live = dict(prunable_layers(model))
@@ -104,6 +112,6 @@ def _weight_factor(weight: Tensor, variant: PXVariant) -> Tensor:
 def px_objective(model: nn.Module, batches: Iterable[Tensor], variant: PXVariant) -> float:
     """The objective R itself (no gradient), in ``variant``'s dtype."""
     check_supported(model)
-    nets = _copies(model, variant)
+    nets = px_copies(model, variant)
     with torch.no_grad():
         return float(_objective(nets, batches, variant, lambda i, b: None, backward=False))
