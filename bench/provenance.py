@@ -22,6 +22,7 @@ import torch
 
 import bench
 from bench.errors import BenchError
+from bench.hostmem import host_malloc
 
 THREADS_ENV = "BENCH_THREADS"
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
@@ -121,6 +122,7 @@ def environment(device: torch.device, switches: dict[str, bool]) -> dict[str, An
         "numpy": np.__version__,
         "bench": bench.__version__,
         "git_commit": git_commit(),
+        "host_malloc": host_malloc(),
         **switches,
     }
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from bench.hostmem import tune_host_malloc
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -90,8 +92,10 @@ def autocast(options: EngineOptions) -> contextlib.AbstractContextManager:
 def configure_backends(options: EngineOptions) -> None:
     """Process-wide library settings, set once per command: ``cudnn.benchmark`` as
     ``options`` resolve it (every step of a run has the same shapes, so timing the
-    algorithms once pays)."""
+    algorithms once pays), and glibc's allocator tuned for training loops
+    (:mod:`bench.hostmem`: large temporaries stay in the heap between steps)."""
     torch.backends.cudnn.benchmark = options.use_cudnn_benchmark
+    tune_host_malloc()
 
 
 def prepare_model(model: nn.Module, options: EngineOptions) -> nn.Module:

@@ -9,6 +9,10 @@ Sections (``--sections``):
 - ``scoring``: PX and SynFlow, 100 pruning rounds on ResNet-20 (PX on 100 images);
 - ``profile``: torch.profiler tables of one engine epoch and one conventional epoch,
   written next to the JSON file;
+- ``process``: whole processes on CPU, start to exit: one ``bench run`` of dense ResNet-20
+  (one epoch on ``--train-images``, default 5000, plus the test split) against the fastest
+  correct process doing the same work, with glibc's allocator as it comes and tuned
+  (:mod:`bench.perf.process`, :mod:`bench.perf.minimal_process`);
 - ``grid``: with ``--grid PRESET``, ``bench run --methods all --preset PRESET`` end to end
   in a fresh results folder.
 

@@ -22,11 +22,12 @@ from bench.errors import BenchError
 from bench.perf.epochs import epoch_rows, profile_tables
 from bench.perf.grid import grid_rows
 from bench.perf.masked import masked_rows
+from bench.perf.process import process_rows
 from bench.perf.scoring import scoring_rows
 from bench.perf.targets import target_rows
 from bench.perf.timing import PerfConfig, device_name
 
-SECTIONS = ("epoch", "masked", "scoring", "grid", "profile")
+SECTIONS = ("epoch", "masked", "scoring", "grid", "profile", "process")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +128,7 @@ def measure(cfg: PerfConfig, data: DeviceData | None, sections: list[str], profi
         "masked": lambda: masked_rows(cfg),
         "scoring": lambda: scoring_rows(cfg, data),
         "grid": lambda: grid_rows(cfg),
+        "process": lambda: process_rows(cfg),
         "profile": lambda: profile_tables(cfg, data, profile),
     }
     results: dict[str, list[dict[str, Any]]] = {}
