@@ -3,13 +3,19 @@
 Every pruning method goes through these functions, so the properties are checked here once:
 exact kept counts for global and layerwise thresholds, pruned weights never revived, ties and
 NaN scores, the exponential schedule, private scoring copies, the seed's pruning set,
-rewinding, masks that survive real SGD steps, and the layer-collapse flag.
+rewinding, masks that survive real SGD steps, and the layer-collapse flag. And the scoring
+copies PX and SynFlow keep across rounds: the same scores and masks as fresh copies, made
+anew when the model changed outside its masks, dropped after pruning.
 """
 
 from __future__ import annotations
 
+import copy
+import gc
 import math
+import weakref
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -502,3 +508,280 @@ def test_layer_collapse_is_flagged_and_named():
     assert metrics["collapsed_tensors"] == ["conv.weight", "blocks.3.shortcut.0.weight"]
     assert metrics["parameters_kept"] == kept_count(total_weights(model), 0.5)
     assert math.isclose(metrics["density_per_tensor"]["conv.weight"], 0.0)
+
+
+# ---------------------------------------------------------------------------- kept scoring copies
+# PX and SynFlow keep their scoring copies across rounds (bench.pruning.ScoringCopies) and
+# bring the model's current masks into them instead of copying the model every round. The
+# scores must be the very numbers fresh copies of the same masked model give.
+
+
+def _methods() -> dict[str, Any]:
+    from baselines.synflow import SynFlow, SynFlowHparams
+    from methods.px import PX, PX2024, PXClean, PXHparams
+    from methods.px.plugin import PXCleanHparams
+
+    return {"synflow": (SynFlow, SynFlowHparams), "px": (PX, PXHparams),
+            "px-2024": (PX2024, PXHparams), "px-clean": (PXClean, PXCleanHparams)}
+
+
+KEPT_METHODS = ["synflow", "px", "px-2024", "px-clean"]  # SynFlow and the three PX variants
+
+
+def scoring_ctx(model: nn.Module | None = None, density: float = 0.3) -> SimpleNamespace:
+    """What importance() and run() use of a RunContext: a fixed pruning set on the CPU."""
+    return SimpleNamespace(seed=0, data=synthetic_data(100), search=SearchCost(), notes={},
+                           device=torch.device("cpu"), model=model, density=density,
+                           train=lambda: None)
+
+
+def fresh_scores(method: Any, model: nn.Module, ctx: SimpleNamespace) -> dict[str, torch.Tensor]:
+    """The method's scores on copies made now from ``model`` (nothing kept)."""
+    from baselines.synflow import synflow_scores
+    from methods.px import px_scores
+
+    if method.name == "synflow":
+        return synflow_scores(model)
+    return px_scores(model, (x for x, _ in pruning_batches(ctx)), method.variant, copies=None)
+
+
+@pytest.fixture
+def copies_made(monkeypatch) -> list[Any]:
+    """Every ScoringCopies a method makes, each counting how often it builds its copies."""
+    import bench.pruning
+
+    made: list[Any] = []
+
+    class Counting(bench.pruning.ScoringCopies):
+        def __init__(self, build):
+            self.builds = 0
+
+            def counted(model):
+                self.builds += 1
+                return build(model)
+
+            super().__init__(counted)
+            made.append(self)
+
+    monkeypatch.setattr(bench.pruning, "ScoringCopies", Counting)
+    return made
+
+
+def _live_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(a[n][masks[n]], b[n][masks[n]]) for n in masks)
+
+
+@pytest.mark.parametrize("name", KEPT_METHODS)
+def test_kept_copies_score_exactly_as_fresh_copies_round_after_round(name, copies_made):
+    method = _methods()[name][0]()
+    model = resnet(0.25)
+    ctx = scoring_ctx()
+    rounds: list[tuple[dict, dict, dict]] = []  # (masks, kept scores, fresh scores)
+
+    def score(m: nn.Module) -> dict[str, torch.Tensor]:
+        fresh = fresh_scores(method, m, ctx)
+        kept = method.importance(m, ctx)
+        rounds.append((masks_of(m), kept, fresh))
+        return kept
+
+    prune(model, score, 0.3, rounds=4, scope=method.hparams.scope, cut=method.hparams.cut)
+    assert len(rounds) == 4
+    assert len(copies_made) == 1 and copies_made[0].builds == 1  # made once, refreshed 3 times
+    for index, (masks, kept, fresh) in enumerate(rounds, start=1):
+        assert kept.keys() == fresh.keys() == masks.keys()
+        for layer in kept:
+            assert kept[layer].dtype == fresh[layer].dtype
+            assert torch.equal(kept[layer], fresh[layer]), (name, index, layer)
+    first_masks, first, _ = rounds[0]
+    assert all(m.all() for m in first_masks.values())  # round 1: the dense model
+    for masks, _, fresh in rounds[1:]:
+        assert not all(m.all() for m in masks.values())  # later rounds: masked models ...
+        # ... whose masks change the scores of the weights still live: copies left as in
+        # round 1 would not give these numbers, so the equality above checks the refresh.
+        assert not _live_equal(fresh, first, masks)
+
+
+@pytest.mark.parametrize("name", KEPT_METHODS)
+def test_a_run_with_kept_copies_ends_with_the_masks_of_a_run_without(name, monkeypatch,
+                                                                     copies_made):
+    cls, hparams = _methods()[name]
+    outcomes = []
+    for keep in (True, False):
+        method = cls(hparams(rounds=5))
+        built_fresh: list[int] = []
+        if not keep:
+            def always_fresh(model, build, built_fresh=built_fresh):
+                built_fresh.append(1)
+                return build(model)[0]
+
+            monkeypatch.setattr(method, "kept_copies", always_fresh)
+        ctx = scoring_ctx(resnet(0.25), density=0.1)
+        trained = []
+        ctx.train = lambda trained=trained: trained.append(True)
+        method.run(ctx)
+        assert trained == [True]
+        assert len(built_fresh) == (0 if keep else 5)
+        outcomes.append((masks_of(ctx.model), ctx.search, ctx.notes))
+    assert [c.builds for c in copies_made] == [1]  # the kept run: one build for five rounds
+    (kept_masks, kept_search, kept_notes), (fresh_masks, fresh_search, fresh_notes) = outcomes
+    assert kept_masks.keys() == fresh_masks.keys()
+    assert all(torch.equal(kept_masks[n], fresh_masks[n]) for n in kept_masks), name
+    assert sum(int(m.sum()) for m in kept_masks.values()) < 0.5 * total_weights(resnet(0.25))
+    assert (kept_search.forward_images, kept_search.backward_images) == (
+        fresh_search.forward_images, fresh_search.backward_images)
+    assert kept_notes == fresh_notes
+
+
+def _network_copy(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
+    net = scoring_copy(model)
+    return net, [net]
+
+
+def _counting(build):
+    calls: list[nn.Module] = []
+
+    def counted(model):
+        calls.append(model)
+        return build(model)
+
+    return counted, calls
+
+
+def test_scoring_copies_take_the_models_new_masks_without_rebuilding():
+    from bench.pruning import ScoringCopies
+
+    model = resnet(0.25)
+    build, calls = _counting(_network_copy)
+    copies = ScoringCopies(build)
+    net = copies.get(model).eval()  # eval: the pass below leaves the BN statistics as they are
+    net(torch.ones(1, 3, 32, 32)).sum().backward()  # a scoring pass leaves gradients
+    for round_density in (0.6, 0.3):
+        prune(model, lambda m: gaussian_scores(m, 5), round_density)
+        assert copies.get(model) is net and len(calls) == 1
+        assert all(p.grad is None for p in net.parameters())
+        held = dict(prunable_layers(net))
+        for name, layer in prunable_layers(model):
+            assert torch.equal(held[name].current_mask(), layer.current_mask())
+            assert torch.equal(held[name].weight, layer.weight)  # pruned ones zeroed
+        assert all(torch.equal(a, b) for a, b in
+                   zip(net.state_dict().values(), scoring_copy(model).state_dict().values()))
+
+
+def _change_a_live_weight(model: nn.Module) -> None:
+    live = model.conv.current_mask()
+    model.conv.weight.view(-1)[torch.nonzero(live.flatten())[0]] += 1.0
+
+
+def _set_a_pruned_weight(model: nn.Module) -> None:
+    pruned = ~model.conv.current_mask()
+    model.conv.weight.view(-1)[torch.nonzero(pruned.flatten())[0]] = 1.0
+
+
+def _loosen_a_mask(model: nn.Module) -> None:  # revived in the mask, its weight still 0
+    model.conv.mask.fill_(1.0)
+
+
+def _change_a_bias(model: nn.Module) -> None:
+    model.fc.bias += 0.5
+
+
+def _move_batchnorm_statistics(model: nn.Module) -> None:
+    model.train()(torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+
+
+CHANGES = {"live weight": _change_a_live_weight, "pruned weight set": _set_a_pruned_weight,
+           "mask loosened": _loosen_a_mask, "bias": _change_a_bias,
+           "batchnorm statistics": _move_batchnorm_statistics}
+# A weight left non-zero under its zero mask never matches "source x mask": the copies are
+# made anew every time (correct, only not kept). Every other change is kept from then on.
+REBUILT_EVERY_TIME = {"pruned weight set"}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_scoring_copies_are_rebuilt_when_the_model_changed_outside_its_masks(change):
+    from bench.pruning import ScoringCopies
+
+    model = resnet(0.25)
+    prune(model, lambda m: gaussian_scores(m, 1), 0.5)
+    build, calls = _counting(_network_copy)
+    copies = ScoringCopies(build)
+    first = copies.get(model)
+    assert copies.get(model) is first  # unchanged: kept
+    with torch.no_grad():
+        CHANGES[change](model)
+    again = copies.get(model)
+    assert again is not first and len(calls) == 2
+    assert all(torch.equal(a, b) for a, b in
+               zip(again.state_dict().values(), model.state_dict().values()))
+    if change in REBUILT_EVERY_TIME:
+        assert copies.get(model) is not again and len(calls) == 3
+    else:
+        assert copies.get(model) is again and len(calls) == 2  # kept from then on
+
+
+def test_scoring_copies_are_rebuilt_for_another_model():
+    from bench.pruning import ScoringCopies
+
+    model = resnet(0.25)
+    prune(model, lambda m: gaussian_scores(m, 1), 0.5)
+    twin = copy.deepcopy(model)  # equal in every number, but another model
+    build, calls = _counting(_network_copy)
+    copies = ScoringCopies(build)
+    first = copies.get(model)
+    second = copies.get(twin)
+    assert second is not first and calls == [model, twin]
+    assert copies.get(model) is not second and len(calls) == 3
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug in ScoringCopies._refresh: a layer whose mask was cleared (clear_mask: live again, "
+    "its zeroed weights still 0) keeps the copies' old mask; no rebuild, so PX's copy 2 "
+    "(weights set to 1) still leaves out the revived connections and the scores differ"))
+@pytest.mark.parametrize("name", ["px", "px-clean"])
+def test_kept_copies_follow_a_cleared_mask(name, copies_made):
+    method = _methods()[name][0]()
+    model = resnet(0.25)
+    prune(model, lambda m: gaussian_scores(m, 1), 0.5)  # masked before the copies are made
+    ctx = scoring_ctx()
+    method.importance(model, ctx)
+    model.blocks[0].conv1.clear_mask()  # dense again: its pruned weights are live (and 0)
+    fresh = fresh_scores(method, model, ctx)
+    kept = method.importance(model, ctx)
+    assert all(torch.equal(kept[n], fresh[n]) for n in fresh)
+
+
+@pytest.mark.parametrize("name", ["synflow", "px-clean"])
+def test_release_copies_drops_them(name, copies_made):
+    method = _methods()[name][0]()
+    method.release_copies()  # nothing kept yet: nothing to do
+    model = resnet(0.25)
+    ctx = scoring_ctx()
+    method.importance(model, ctx)
+    (cache,) = copies_made
+    held = weakref.ref(cache.get(model))
+    assert held() is not None and cache.builds == 1
+    method.release_copies()
+    gc.collect()
+    assert held() is None  # no reference left: their memory is free
+    method.importance(model, ctx)
+    assert cache.builds == 2  # the next round makes new ones
+
+
+def test_run_releases_the_copies_even_when_pruning_fails(monkeypatch, copies_made):
+    import bench.pruning
+    from baselines.synflow import SynFlow
+
+    def failing_prune(model, score, *args, **kwargs):
+        score(model)
+        raise BenchError("round 2 failed")
+
+    monkeypatch.setattr(bench.pruning, "prune", failing_prune)
+    method = SynFlow()
+    ctx = scoring_ctx(resnet(0.25))
+    with pytest.raises(BenchError, match="round 2 failed"):
+        method.run(ctx)
+    (cache,) = copies_made
+    assert cache.builds == 1
+    cache.get(ctx.model)
+    assert cache.builds == 2  # nothing was kept after the failed run
