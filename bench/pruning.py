@@ -271,6 +271,8 @@ class ScoringCopies:
             for copy_layers in layers:  # a weight pruned in a copy must be pruned still
                 for name, mask in masks.items():
                     held = copy_layers[name].current_mask()
+                    if mask is None and held is not None:  # the model's mask was cleared
+                        return False
                     if mask is not None and held is not None:
                         ok &= ~(mask & ~held.to(mask.device)).any()
         if not bool(ok):  # one value to the host

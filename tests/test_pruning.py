@@ -734,10 +734,6 @@ def test_scoring_copies_are_rebuilt_for_another_model():
     assert copies.get(model) is not second and len(calls) == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in ScoringCopies._refresh: a layer whose mask was cleared (clear_mask: live again, "
-    "its zeroed weights still 0) keeps the copies' old mask; no rebuild, so PX's copy 2 "
-    "(weights set to 1) still leaves out the revived connections and the scores differ"))
 @pytest.mark.parametrize("name", ["px", "px-clean"])
 def test_kept_copies_follow_a_cleared_mask(name, copies_made):
     method = _methods()[name][0]()
