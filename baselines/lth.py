@@ -5,6 +5,10 @@ remaining weights (global magnitude), rewind the survivors to their values at th
 epoch ``rewind_epoch`` of the first training (0: the original initialisation), repeat until
 the target density; the last round's model is the result. Rounds: ceil(log d / log(1-p)),
 the last one landing exactly on d. The search cost is every training but the last.
+Every training is shared (``ctx.train(share=True)``): the rounds a lower target density
+has in common with a higher one of the same seed and recipe (0.8, 0.64, ...) are trained
+once in a store and loaded by the other runs, whose records count them as
+``search.shared_epochs``.
 
 Against facebookresearch/open_lth (the reference implementation; file:line at its HEAD):
 
@@ -240,12 +244,12 @@ class LotteryTicket(Method):
 
         if head is None:
             first = ctx.train(recipe=recipe, phase="round0", final=not densities,
-                              snapshot_epochs=(hp.rewind_epoch,))
+                              snapshot_epochs=(hp.rewind_epoch,), share=True)
             snapshot = first.snapshots[hp.rewind_epoch]
         else:  # open_lth: train to the rewind step, then on from it with a fresh optimiser
-            snapshot = ctx.train(recipe=head, phase="rewind",
-                                 snapshot_epochs=(hp.rewind_epoch,)).snapshots[hp.rewind_epoch]
-            ctx.train(recipe=recipe, phase="round0", final=not densities)
+            snapshot = ctx.train(recipe=head, phase="rewind", snapshot_epochs=(hp.rewind_epoch,),
+                                 share=True).snapshots[hp.rewind_epoch]
+            ctx.train(recipe=recipe, phase="round0", final=not densities, share=True)
         for r, density in enumerate(densities, 1):
             t0 = time.perf_counter()
             if hp.count == "open-lth" and r < len(densities):
@@ -258,6 +262,6 @@ class LotteryTicket(Method):
                 prune(ctx.model, scores, density)
             rewind(ctx.model, snapshot)
             ctx.search.seconds += time.perf_counter() - t0
-            ctx.train(recipe=recipe, phase=f"round{r}", final=r == len(densities))
+            ctx.train(recipe=recipe, phase=f"round{r}", final=r == len(densities), share=True)
         ctx.search.extra_epochs += (head.epochs if head else 0) + recipe.epochs * len(densities)
         return ctx.model

@@ -8,8 +8,8 @@ final training that the record's budget describes.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -19,6 +19,7 @@ from bench.data import DeviceData, mix_seed
 from bench.engine import EngineOptions, TrainResult, train
 from bench.errors import BenchError
 from bench.recipe import Recipe
+from bench.shared_training import load_shared, save_shared, trained_names, training_key
 from bench.store import RunSpec, RunStore
 
 FINAL_PHASE = "train"
@@ -30,6 +31,9 @@ class SearchCost:
     """What a method spends besides training its final model (equal-compute comparisons)."""
 
     extra_epochs: float = 0.0
+    shared_epochs: float = 0.0
+    """Of ``extra_epochs``, those another run of the store trained with the same inputs
+    (:mod:`bench.shared_training`): part of the method's cost, not trained again here."""
     forward_images: int = 0
     backward_images: int = 0
     seconds: float = 0.0
@@ -54,6 +58,9 @@ class RunContext:
     phases: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     """Findings a method reports about this run (degenerate pruning rounds, say): recorded."""
+    trainer: Callable[..., TrainResult] = train
+    """What trains: the engine's :func:`~bench.engine.train`, or the harness's packer, which
+    takes the same arguments and may train this run together with others."""
 
     @property
     def target_density(self) -> float:
@@ -83,6 +90,7 @@ class RunContext:
         phase: str = FINAL_PHASE,
         final: bool | None = None,
         snapshot_epochs: tuple[int, ...] = (),
+        share: bool = False,
     ) -> TrainResult:
         """Train through the one engine; each named phase checkpoints and resumes on its own.
 
@@ -90,6 +98,9 @@ class RunContext:
         record's budget reports (default: the phase named ``train``); every other phase is
         search. ``params`` defaults to every parameter that requires grad. Set up masks,
         scores and random weights before calling: a resumed phase loads its checkpoint.
+        With ``share``, a training another run of the store did with exactly these inputs
+        is loaded instead of trained (:mod:`bench.shared_training`; the phase's record
+        says so), and this one is kept for others.
         """
         model = self.model if model is None else model
         if any(p["phase"] == phase for p in self.phases):
@@ -99,20 +110,36 @@ class RunContext:
             raise ValueError(f"training phase {phase!r} marked final after another final one")
         seed = self.seed if phase == FINAL_PHASE else mix_seed(self.seed,
                                                                  zlib.crc32(phase.encode()))
-        result = train(
-            model,
-            self.data,
-            recipe or self.recipe,
-            seed=seed,
-            options=self.options,
-            params=params,
-            checkpoint=self.store.checkpoint_path(self.spec.key, phase),
-            description=phase,
-            snapshot_epochs=snapshot_epochs,
-        )
+        recipe = recipe or self.recipe
+        key = (training_key(self.spec, phase, model, trained_names(model, params), recipe, seed,
+                            snapshot_epochs, self.options) if share else None)
+        shared = load_shared(self.store, key) if key else None
+        entry: dict[str, Any] = {}
+        if shared is not None:
+            model.load_state_dict(shared.state)
+            result = replace(shared.result, seconds=0.0, resumed_at_epoch=0)
+            entry = {"shared_from": shared.source, "shared_seconds": shared.result.seconds}
+            if not is_final:
+                self.search.shared_epochs += result.epochs
+        else:
+            result = self.trainer(
+                model,
+                self.data,
+                recipe,
+                seed=seed,
+                options=self.options,
+                params=params,
+                checkpoint=self.store.checkpoint_path(self.spec.key, phase),
+                description=phase,
+                snapshot_epochs=snapshot_epochs,
+            )
+            if key:
+                save_shared(self.store, key, model, result,
+                            {"run": self.spec.key, "phase": phase})
         self.phases.append({"phase": phase, "epochs": result.epochs, "steps": result.steps,
                             "seconds": result.seconds, "log": result.log,
-                            "resumed_at_epoch": result.resumed_at_epoch, "final": is_final})
+                            "resumed_at_epoch": result.resumed_at_epoch, "final": is_final,
+                            **entry})
         return result
 
     def final_phase(self) -> dict[str, Any] | None:

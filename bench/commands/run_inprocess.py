@@ -24,7 +24,7 @@ def run_here(args: argparse.Namespace) -> int:
     print(estimate.line())
     with WorkerBeacon(setup.store, grid):
         outcomes = run_grid(setup.specs, store=setup.store, data=setup.data,
-                            options=setup.options, force=args.force)
+                            options=setup.options, force=args.force, pack=args.pack)
     statuses = [("cached" if o.cached and o.status == "finished" else
                  f"{o.status} (cached)" if o.cached else o.status) for o in outcomes]
     print(done_line(statuses))

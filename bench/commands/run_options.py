@@ -71,6 +71,10 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     arg("--plain", action="store_true",
         help="every speed switch off: float32, NCHW, unfused optimiser, no compile "
         "(results agree with the default to training noise)")
+    arg("--pack", type=int, default=1, metavar="K",
+        help="train up to K runs of one architecture and recipe in one step (vmap over "
+        "stacked models; fixed-mask runs only); records equal one at a time up to rounding. "
+        "Default 1: see README, Speed, for where it pays")
     arg("--force", action="store_true", help="retrain runs that are already finished")
     arg("--eval-every", type=int, default=1,
         help="log test accuracy every N epochs (0: final epoch only)")

@@ -31,6 +31,8 @@ def engine_options(args: argparse.Namespace) -> Any:
 
     if args.eval_every < 0:
         raise BenchError("--eval-every must be >= 0")
+    if args.pack < 1:
+        raise BenchError(f"--pack must be at least 1, got {args.pack}")
     if args.plain and args.compile:
         raise BenchError("--plain and --compile contradict each other; give one")
     options = EngineOptions(

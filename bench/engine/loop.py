@@ -69,8 +69,8 @@ class EpochClock:
 
 
 @dataclass
-class _Phase:
-    """One call of :func:`train`: what every epoch of it needs."""
+class Phase:
+    """One call of :func:`train` (or one run of a packed group): what every epoch needs."""
 
     model: nn.Module
     forward: nn.Module
@@ -81,6 +81,51 @@ class _Phase:
     seed: int
     steps_per_epoch: int
     bar: Any
+    progress: Progress
+    start_epoch: int
+    checkpoint: Path | None
+    snapshot_epochs: tuple[int, ...]
+    description: str
+
+
+def open_phase(
+    model: nn.Module,
+    data: DeviceData,
+    recipe: Recipe,
+    *,
+    seed: int,
+    options: EngineOptions,
+    params: Iterable[nn.Parameter] | None = None,
+    checkpoint: Path | None = None,
+    description: str = "train",
+    snapshot_epochs: tuple[int, ...] = (),
+    progress_bar: bool = True,
+) -> Phase | TrainResult:
+    """A phase ready for its first epoch left, or the finished phase's result.
+
+    Builds the optimiser, restores the checkpoint and takes the epoch-0 snapshot; see
+    :func:`train` for the arguments. ``progress_bar`` False leaves the bar to the caller.
+    """
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    optimizer = make_optimizer(params, recipe, options)
+    steps_per_epoch = data.steps_per_epoch(recipe.batch_size)
+    progress = load_checkpoint(checkpoint, recipe, model, optimizer)
+    start_epoch = progress.epoch
+    if start_epoch >= recipe.epochs:
+        return progress.result(recipe.epochs, start_epoch)
+    if start_epoch == 0 and 0 in snapshot_epochs:
+        progress.snapshots[0] = state_snapshot(model)
+    bar = tqdm(
+        total=recipe.epochs * steps_per_epoch,
+        initial=start_epoch * steps_per_epoch,
+        desc=description,
+        unit="step",
+        leave=False,
+        disable=not (options.progress and progress_bar),
+        dynamic_ncols=True,
+    )
+    return Phase(model, model, optimizer, data, recipe, options, seed, steps_per_epoch, bar,
+                 progress, start_epoch, checkpoint, snapshot_epochs, description)
 
 
 def train(
@@ -104,64 +149,66 @@ def train(
     the end of each epoch in ``snapshot_epochs`` (0: before training) is returned in
     ``result.snapshots`` and survives a resume (LTH rewinding).
     """
-    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    optimizer = make_optimizer(params, recipe, options)
-    steps_per_epoch = data.steps_per_epoch(recipe.batch_size)
-    progress = load_checkpoint(checkpoint, recipe, model, optimizer)
-    start_epoch, step = progress.epoch, progress.step
-    if start_epoch >= recipe.epochs:
-        return progress.result(recipe.epochs, start_epoch)
-    if start_epoch == 0 and 0 in snapshot_epochs:
-        progress.snapshots[0] = state_snapshot(model)
+    phase = open_phase(model, data, recipe, seed=seed, options=options, params=params,
+                       checkpoint=checkpoint, description=description,
+                       snapshot_epochs=snapshot_epochs)
+    return phase if isinstance(phase, TrainResult) else run_phase(phase)
 
-    forward = compile_model(model, options)
-    bar = tqdm(
-        total=recipe.epochs * steps_per_epoch,
-        initial=start_epoch * steps_per_epoch,
-        desc=description,
-        unit="step",
-        leave=False,
-        disable=not options.progress,
-        dynamic_ncols=True,
-    )
-    phase = _Phase(model, forward, optimizer, data, recipe, options, seed, steps_per_epoch, bar)
+
+def run_phase(phase: Phase) -> TrainResult:
+    """Train an opened phase (:func:`open_phase`) to its last epoch."""
+    options, recipe, model = phase.options, phase.recipe, phase.model
+    phase.forward = compile_model(model, options)
     model.train()
-    for epoch in range(start_epoch, recipe.epochs):
-        entry, step = _epoch(phase, epoch, step)
-        _record(phase, progress, entry, step, snapshot_epochs, checkpoint)
-    bar.close()
-    return progress.result(recipe.epochs, start_epoch)
+    step = phase.progress.step
+    for epoch in range(phase.start_epoch, recipe.epochs):
+        t0 = time.perf_counter()
+        clock = EpochClock(options.device)
+        loss_sum, correct, seen, step, lr = _steps(phase, epoch, step)
+        clock.stop()
+        entry = epoch_entry(phase, epoch, EpochSums(loss_sum.item(), correct.item(), seen, lr),
+                            clock.seconds())
+        entry["seconds"] = time.perf_counter() - t0
+        record_epoch(phase, entry, step)
+    phase.bar.close()
+    return phase.progress.result(recipe.epochs, phase.start_epoch)
 
 
-def _epoch(phase: _Phase, epoch: int, step: int) -> tuple[dict[str, Any], int]:
-    """Train epoch ``epoch`` (0-based) from global step ``step``; its log entry and the next
-    step. Evaluates on the test split at the last epoch and every ``eval_every`` epochs."""
+@dataclass(frozen=True)
+class EpochSums:
+    """What an epoch's steps summed on the device, read once: loss x images, correct, images."""
+
+    loss_sum: float
+    correct: float
+    seen: int
+    lr: float
+
+
+def epoch_entry(phase: Phase, epoch: int, sums: EpochSums, train_seconds: float
+                ) -> dict[str, Any]:
+    """Epoch ``epoch``'s (0-based) log entry; evaluates on the test split at the last epoch
+    and every ``eval_every`` epochs. A non-finite loss raises :class:`Diverged`."""
     recipe, options = phase.recipe, phase.options
-    t0 = time.perf_counter()
-    clock = EpochClock(options.device)
-    loss_sum, correct, seen, step, lr = _steps(phase, epoch, step)
-    clock.stop()
-    train_loss = loss_sum.item() / seen  # the epoch's one host sync
+    train_loss = sums.loss_sum / sums.seen
     if not math.isfinite(train_loss):
         phase.bar.close()
         raise Diverged(f"non-finite training loss in epoch {epoch + 1}")
     entry: dict[str, Any] = {
         "epoch": epoch + 1,
         "train_loss": train_loss,
-        "train_accuracy": 100.0 * correct.item() / seen,
-        "lr": lr,
-        "train_seconds": clock.seconds(),
+        "train_accuracy": 100.0 * sums.correct / sums.seen,
+        "lr": sums.lr,
+        "train_seconds": train_seconds,
     }
     last = epoch + 1 == recipe.epochs
     if last or (options.eval_every > 0 and (epoch + 1) % options.eval_every == 0):
         acc = evaluate(phase.model, phase.data, options)
         entry["test_accuracy"] = acc.top1
         entry["test_loss"] = acc.loss
-    entry["seconds"] = time.perf_counter() - t0
-    return entry, step
+    return entry
 
 
-def _steps(phase: _Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, int, float]:
+def _steps(phase: Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, int, float]:
     """The optimiser steps of one epoch: the device sums of loss and correct predictions, the
     images seen, the next global step and the last learning rate."""
     recipe, options, optimizer = phase.recipe, phase.options, phase.optimizer
@@ -189,9 +236,9 @@ def _steps(phase: _Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, i
     return loss_sum, correct, seen, step, lr
 
 
-def _record(phase: _Phase, progress: Progress, entry: dict[str, Any], step: int,
-            snapshot_epochs: tuple[int, ...], checkpoint: Path | None) -> None:
+def record_epoch(phase: Phase, entry: dict[str, Any], step: int) -> None:
     """Book a finished epoch: progress and log, a snapshot if asked for, the checkpoint."""
+    progress, snapshot_epochs, checkpoint = phase.progress, phase.snapshot_epochs, phase.checkpoint
     epoch = entry["epoch"]  # 1-based: the epochs finished
     progress.epoch, progress.step = epoch, step
     progress.seconds += entry["seconds"]

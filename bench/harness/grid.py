@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -14,6 +14,7 @@ from bench.engine import (
 from bench.harness.data_cache import DataCache
 from bench.harness.one_run import execute
 from bench.harness.outcome import Outcome
+from bench.harness.packing import Trainer, run_packed
 from bench.store import RunSpec, RunStore
 
 GRID_POLL_SECONDS = 2.0
@@ -27,12 +28,16 @@ def run_grid(
     options: EngineOptions,
     force: bool = False,
     poll_seconds: float = GRID_POLL_SECONDS,
+    pack: int = 1,
 ) -> list[Outcome]:
     """Run every spec with one progress bar; returns each outcome, in the specs' order.
 
     Specs that another live worker holds are passed over, then revisited until each is
     finished by someone or free to run here, so several workers on one store share a grid
-    and every one of them returns when the whole grid is done.
+    and every one of them returns when the whole grid is done. With ``pack`` K > 1 the
+    specs run in windows of K whose trainings are packed where they can be
+    (:mod:`bench.harness.packing`); the records are those of the runs one at a time, up to
+    rounding.
     """
     outcomes: dict[int, Outcome] = {}
     bar = tqdm(total=len(specs), desc="grid", unit="run", disable=not options.progress,
@@ -41,15 +46,15 @@ def run_grid(
     first = True
     while pending:
         waiting = []
-        for i, spec in pending:
-            outcome = execute(spec, store=store, data=data, options=options,
-                              force=force and first, echo=tqdm.write)
-            if outcome.busy:
-                waiting.append((i, spec))
-                continue
-            outcomes[i] = outcome
-            tqdm.write(summary_line(i, len(specs), outcome), file=sys.stdout)
-            bar.update(1)
+        for window in _windows(pending, pack):
+            for (i, spec), outcome in zip(window, _execute(window, store, data, options,
+                                                           force and first, pack)):
+                if outcome.busy:
+                    waiting.append((i, spec))
+                    continue
+                outcomes[i] = outcome
+                tqdm.write(summary_line(i, len(specs), outcome), file=sys.stdout)
+                bar.update(1)
         if waiting and first:
             tqdm.write(f"waiting for {len(waiting)} runs held by other workers", file=sys.stdout)
         if waiting:
@@ -57,6 +62,24 @@ def run_grid(
         pending, first = waiting, False
     bar.close()
     return [outcomes[i] for i in sorted(outcomes)]
+
+
+def _windows(pending: list[tuple[int, RunSpec]], pack: int) -> list[list[tuple[int, RunSpec]]]:
+    size = max(1, pack)
+    return [pending[start:start + size] for start in range(0, len(pending), size)]
+
+
+def _execute(window: list[tuple[int, RunSpec]], store: RunStore, data: DataCache,
+             options: EngineOptions, force: bool, pack: int) -> list[Outcome]:
+    """The window's outcomes: one run alone, or several with their trainings packed."""
+    def job(spec: RunSpec) -> Callable[[Trainer], Outcome]:
+        return lambda trainer: execute(spec, store=store, data=data, options=options,
+                                       force=force, echo=tqdm.write, trainer=trainer)
+
+    if pack <= 1 or len(window) == 1:
+        return [execute(spec, store=store, data=data, options=options, force=force,
+                        echo=tqdm.write) for _, spec in window]
+    return run_packed([job(spec) for _, spec in window], pack)
 
 
 def summary_line(i: int, n: int, outcome: Outcome) -> str:

@@ -17,6 +17,7 @@ from bench.context import RunContext
 from bench.engine import (
     Diverged,
     EngineOptions,
+    TrainResult,
     prepare_model,
 )
 from bench.fsutil import write_json_atomic
@@ -28,6 +29,8 @@ from bench.models import build_model
 from bench.provenance import describe_difference, environment
 from bench.registry import Method, get_method
 from bench.store import RECORD_FORMAT, RunSpec, RunStore
+
+Trainer = Callable[..., TrainResult]
 
 
 def _now() -> str:
@@ -42,12 +45,14 @@ def execute(
     options: EngineOptions,
     force: bool = False,
     echo: Callable[[str], None] = print,
+    trainer: Trainer | None = None,
 ) -> Outcome:
     """Run one spec unless the store has its result; record whatever happens.
 
     The run is claimed first (:mod:`bench.claims`), so concurrent workers on one store
     never run one spec twice; a spec another live worker holds comes back ``busy``.
-    ``spec`` must carry its data fingerprint (:meth:`DataCache.bind`).
+    ``spec`` must carry its data fingerprint (:meth:`DataCache.bind`). ``trainer`` replaces
+    the engine's ``train`` for every training of the run (the packer, :mod:`.packing`).
     """
     existing = stored_record(store, spec, echo)
     if not force and reusable(store, spec, existing, echo):
@@ -60,7 +65,7 @@ def execute(
         existing = stored_record(store, spec, echo)  # another worker may have finished it meanwhile
         if not force and reusable(store, spec, existing, echo):
             return Outcome(spec, existing, cached=True)
-        return _attempt(spec, claim, store, data, options, force, echo)
+        return _attempt(spec, claim, store, data, options, force, echo, trainer)
     finally:
         claim.release()
 
@@ -88,14 +93,15 @@ def _environment_check(store: RunStore, spec: RunSpec, env: dict[str, Any],
 
 
 def _attempt(spec: RunSpec, claim: Any, store: RunStore, data: DataCache,
-             options: EngineOptions, force: bool, echo: Callable[[str], None]) -> Outcome:
+             options: EngineOptions, force: bool, echo: Callable[[str], None],
+             trainer: Trainer | None = None) -> Outcome:
     """One attempt at a claimed run: running record, the run, the final record."""
     record = _start(spec, claim, store, options, force, echo)
     method_cls = get_method(spec.method)
     method = method_cls(method_cls.Hparams(**spec.hparams))
     t0 = time.perf_counter()
     try:
-        record.update(_run(spec, method, store, data, options))
+        record.update(_run(spec, method, store, data, options, trainer))
         record["status"] = "finished"
     except Diverged as exc:
         record.update(status="diverged", error={"type": "Diverged", "message": str(exc)})
@@ -160,7 +166,8 @@ def _finish(spec: RunSpec, claim: Any, store: RunStore, record: dict[str, Any],
 
 
 def _run(
-    spec: RunSpec, method: Method, store: RunStore, data_cache: DataCache, options: EngineOptions
+    spec: RunSpec, method: Method, store: RunStore, data_cache: DataCache, options: EngineOptions,
+    trainer: Trainer | None = None,
 ) -> dict[str, Any]:
     """The run proper: initial model -> method -> evaluation -> metrics, log and budget."""
     data = data_cache.get(spec.dataset, spec.train_subset, spec.test_subset)
@@ -168,6 +175,8 @@ def _run(
     model = build_model(spec.model, data.num_classes, seed=spec.seed, **spec.model_kwargs)
     model = prepare_model(model, options)
     ctx = RunContext(spec, model, data, spec.recipe, options, store)
+    if trainer is not None:
+        ctx.trainer = trainer
     t0 = time.perf_counter()
     model = method.run(ctx)
     method_seconds = time.perf_counter() - t0
@@ -188,7 +197,8 @@ def _run(
     }
     phases = [
         {"phase": p["phase"], "epochs": p["epochs"], "steps": p["steps"], "seconds": p["seconds"],
-         "resumed_at_epoch": p["resumed_at_epoch"], "log": p["log"]}
+         "resumed_at_epoch": p["resumed_at_epoch"], "log": p["log"],
+         **{k: p[k] for k in ("shared_from", "shared_seconds") if k in p}}
         for p in ctx.phases
     ]
     out = {

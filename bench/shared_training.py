@@ -1,0 +1,103 @@
+"""Trainings shared between runs: one training, asked for twice with the same inputs, is done once.
+
+A training is a function of its inputs: the model's whole state before it (weights, masks,
+BatchNorm statistics), which tensors it trains, the recipe, the phase's seed, the data and
+the numeric environment (:mod:`bench.provenance`: same machine kind, threads, versions and
+speed switches). Hashed together they are the training's *key*; its result (the model's
+state after it, its log, cost and snapshots) is kept under
+``<results>/_shared/trainings/<key>.pt`` by the run that trained it, and a later training
+with the same key, in any run of the store, loads it instead of training. The result is the
+same numbers it would have computed, since the key holds everything they depend on.
+
+LTH is the case it exists for: the rounds before the last of every target density of one
+seed and recipe are the same trainings (density 0.8, 0.64, 0.512, ...), so the grid trains
+each once and branches. The folder may be deleted at any time; it is only a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.engine import EngineOptions, TrainResult
+from bench.fsutil import write_atomic
+from bench.provenance import fingerprint, numeric_environment
+from bench.recipe import Recipe
+from bench.store import RunSpec, RunStore
+
+SHARED_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SharedTraining:
+    """A stored training: the state after it, its result and the run that trained it."""
+
+    state: dict[str, torch.Tensor]
+    result: TrainResult
+    source: dict[str, Any]
+
+
+def training_key(spec: RunSpec, phase: str, model: nn.Module, trained: list[str],
+                 recipe: Recipe, seed: int, snapshot_epochs: tuple[int, ...],
+                 options: EngineOptions) -> str:
+    """32 hex digits of the SHA-256 of everything the training's numbers depend on."""
+    head = {
+        "format": SHARED_FORMAT,
+        "model": spec.model, "model_kwargs": spec.model_kwargs, "dataset": spec.dataset,
+        "data": spec.data, "train_subset": spec.train_subset, "test_subset": spec.test_subset,
+        "phase": phase, "seed": seed, "recipe": recipe.as_dict(), "trained": trained,
+        "snapshot_epochs": sorted(snapshot_epochs), "eval_every": options.eval_every,
+        "environment": fingerprint(numeric_environment(options.device, options.switches())),
+    }
+    digest = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:32]
+
+
+def trained_names(model: nn.Module, params: Any) -> list[str]:
+    """The names of the parameters a training updates (default: all that require grad)."""
+    by_id = {id(p): name for name, p in model.named_parameters()}
+    chosen = model.parameters() if params is None else params
+    return [by_id.get(id(p), "?") for p in chosen if p.requires_grad]
+
+
+def _path(store: RunStore, key: str) -> Path:
+    return store.root / "_shared" / "trainings" / f"{key}.pt"
+
+
+def load_shared(store: RunStore, key: str) -> SharedTraining | None:
+    """The stored training of ``key``, or None (absent, torn or of another format)."""
+    path = _path(store, key)
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        result = TrainResult(**data["result"])
+        return SharedTraining(data["state"], result, data["source"])
+    except Exception:  # noqa: BLE001 - a torn or foreign file: train again
+        return None
+
+
+def save_shared(store: RunStore, key: str, model: nn.Module, result: TrainResult,
+                source: dict[str, Any]) -> None:
+    """Keep a finished training for later runs (atomically; a concurrent writer's equal
+    result may replace it)."""
+    path = _path(store, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "format": SHARED_FORMAT,
+        "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+        "result": {"log": result.log, "epochs": result.epochs, "steps": result.steps,
+                   "seconds": result.seconds, "resumed_at_epoch": result.resumed_at_epoch,
+                   "snapshots": result.snapshots},
+        "source": source,
+    }
+    write_atomic(path, lambda f: torch.save(data, f))
