@@ -465,3 +465,11 @@ def test_pruning_batch_is_balanced_and_seeded(real):
         assert len(match) == 1 and real.train_y[match[0]] == label
     with pytest.raises(BenchError, match="needs 201 images of class 0"):
         real.pruning_batch(per_class=201, seed=0)
+
+
+def test_pruning_batch_is_made_once_per_seed_and_equals_a_fresh_draw(real):
+    first = real.pruning_batch(per_class=4, seed=7)
+    assert real.pruning_batch(per_class=4, seed=7) is first  # kept, not drawn again
+    fresh = real._pruning_batch(4, 7, "crop-flip")
+    assert torch.equal(first[0], fresh[0]) and torch.equal(first[1], fresh[1])
+    assert real.pruning_batch(per_class=4, seed=7, augment="none") is not first

@@ -39,6 +39,7 @@ class DeviceData:
         self.test_x, self.test_y = test_x, test_y
         self._mean = _per_channel(info.mean, self.device)
         self._std = _per_channel(info.std, self.device)
+        self._pruning: dict[tuple[int, int, str], tuple[Tensor, Tensor]] = {}
 
     @property
     def num_classes(self) -> int:
@@ -114,8 +115,15 @@ class DeviceData:
         """``per_class`` train images of every class (class order), augmented once, normalised.
 
         Drawn from a generator seeded by ``seed`` alone, so every method of one seed scores
-        its pruning criterion on the same images.
+        its pruning criterion on the same images. Made once per (per_class, seed, augment)
+        and kept (pruning methods ask in each of their rounds): treat it as read-only.
         """
+        key = (per_class, seed, augment)
+        if key not in self._pruning:
+            self._pruning[key] = self._pruning_batch(per_class, seed, augment)
+        return self._pruning[key]
+
+    def _pruning_batch(self, per_class: int, seed: int, augment: str) -> tuple[Tensor, Tensor]:
         if per_class < 1:
             raise BenchError(f"pruning batch needs at least 1 image per class, got {per_class}")
         check_augment(augment)
