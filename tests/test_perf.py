@@ -29,12 +29,17 @@ def test_training_left_out_scales_each_phase_by_its_steady_epoch():
 
 
 def test_grid_target_uses_the_projection_only_for_a_complete_grid():
-    row = {"preset": "quick", "runs": 71, "finished": 71, "minutes": 4.0,
-           "projected_minutes": 42.0}
-    assert _grid_minutes({"grid": [row]}) == 42.0
-    assert _grid_minutes({"grid": [{**row, "finished": 70}]}) is None
+    quick = _grid_minutes("quick")
+    row = {"preset": "quick", "pack": 1, "runs": 71, "finished": 71, "minutes": 4.0,
+           "projected_minutes": 42.0, "train_images": "preset"}
+    assert quick({"grid": [row]}) == 42.0
+    assert quick({"grid": [{**row, "finished": 70}]}) is None
     unscaled = {k: v for k, v in row.items() if k != "projected_minutes"}
-    assert _grid_minutes({"grid": [unscaled]}) == 4.0
+    assert quick({"grid": [unscaled]}) == 4.0
+    packed = {**row, "pack": 8, "projected_minutes": 12.0}
+    assert quick({"grid": [row, packed]}) == 12.0  # the fastest packing
+    assert quick({"grid": [{**packed, "train_images": 2000}]}) is None  # not the real grid
+    assert _grid_minutes("px-cifar10-resnet20")({"grid": [row]}) is None
 
 
 def test_targets_say_met_missed_or_not_measured():
@@ -55,6 +60,12 @@ def test_targets_say_met_missed_or_not_measured():
     (["perf", "--sections", "grid"], "the grid section needs --grid PRESET"),
     (["perf", "--grid", "quick", "--grid-scale", "0"], "--grid-scale must be in (0, 1]"),
     (["perf", "--batch", "0"], "--batch and --repeats must be >= 1"),
+    (["perf", "--grid", "quick", "--pack", "0"], "--pack '0': give non-negative integers"),
+    (["perf", "--grid", "quick", "--pack", "two"], "--pack takes comma-separated integers"),
+    (["perf", "--grid", "quick", "--grid-images", "100"], "--grid-images takes TRAIN,TEST"),
+    (["perf", "--grid", "quick", "--grid-densities", "0"], "densities must be in (0, 1]"),
+    (["perf", "--grid", "quick", "--grid-methods", "nope", "--device", "cpu"],
+     "unknown method"),
 ])
 def test_perf_mistakes_are_one_line(capsys, argv, message):
     assert main(argv) == 2
@@ -80,3 +91,27 @@ def test_a_small_cpu_measurement_prints_and_writes_every_loop(cifar10_dir, tmp_p
     assert result["config"]["switches"]["cuda_graphs"] is False
     assert {row["target"] for row in result["targets"]} == {
         "engine time / minimal loop time", "engine speed-up over conventional loop"}
+
+
+@pytest.mark.slow
+def test_the_grid_section_runs_a_scaled_grid_packed_and_not(cifar10_dir, tmp_path, capsys):
+    """A small PX grid (1 of 160 epochs on 300 images), one run at a time and packed in
+    pairs: both finish every run, and the projection scales training to the full budget."""
+    code = main(["perf", "--device", "cpu", "--sections", "grid", "--grid",
+                 "px-cifar10-resnet20", "--budget-scale", "0.00625", "--grid-methods",
+                 "random,snip", "--grid-seeds", "0", "--grid-densities", "0.64,0.1073741824",
+                 "--grid-images", "300,100", "--pack", "1,2", "--grid-width", "0.25",
+                 "--data-dir", str(cifar10_dir), "--out", str(tmp_path),
+                 "--grid-results", str(tmp_path / "runs")])
+    assert code == 0, capsys.readouterr().err
+    [path] = tmp_path.glob("*.json")
+    rows = json.loads(path.read_text())["grid"]
+    assert [r["pack"] for r in rows] == [1, 2]
+    for row in rows:
+        assert row["runs"] == row["finished"] == 4 and row["epochs"] == 4
+        # 160 epochs on 50000 images instead of 1 on 300: far more than measured
+        assert row["projected_minutes"] > 100 * row["train_minutes"]
+    packed = [json.loads(p.read_text())
+              for p in (tmp_path / "runs" / "pack2").glob("*/record.json")]
+    assert sorted(r["log"][-1].get("packed_runs", 1) for r in packed) == [2, 2, 2, 2]
+    assert rows[1]["speedup_vs_pack1"] > 0

@@ -26,6 +26,7 @@ from bench.perf.process import process_rows
 from bench.perf.scoring import scoring_rows
 from bench.perf.targets import target_rows
 from bench.perf.timing import PerfConfig, device_name
+from bench.registry import get_method, parse_method_item
 
 SECTIONS = ("epoch", "masked", "scoring", "grid", "profile", "process")
 
@@ -49,13 +50,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated of {', '.join(SECTIONS)}")
     parser.add_argument("--grid", help="preset to run end to end in the grid section "
                         "(adds the section)")
-    parser.add_argument("--grid-scale", type=float, default=1.0,
+    parser.add_argument("--grid-scale", "--budget-scale", dest="grid_scale", type=float,
+                        default=1.0,
                         help="run the grid with every recipe's epochs scaled by this and "
                         "project the full grid's minutes from its records (default 1: run "
                         "it whole)")
     parser.add_argument("--grid-results", type=Path,
                         help="keep the grid's run records in this folder (default: a "
                         "temporary one)")
+    parser.add_argument("--pack", default="1", help="grid: comma-separated packings to run "
+                        "the grid with, each in a fresh folder, e.g. 1,8 (1: one run at a "
+                        "time; see bench run --pack)")
+    parser.add_argument("--grid-methods", help="grid: comma-separated methods (default: the "
+                        "preset's)")
+    parser.add_argument("--grid-seeds", help="grid: comma-separated seeds (default: the "
+                        "preset's)")
+    parser.add_argument("--grid-densities", help="grid: comma-separated densities (default: "
+                        "the preset's)")
+    parser.add_argument("--grid-images", help="grid: TRAIN,TEST class-balanced subsets; the "
+                        "projection scales training time up to the full split")
+    parser.add_argument("--grid-width", type=float, help="grid: model width multiplier "
+                        "(fast tests)")
     parser.add_argument("--data-dir", type=Path, help="folder holding cifar-10-batches-py")
     parser.add_argument("--out", type=Path, default=Path("results/perf"),
                         help="folder of the JSON file (default results/perf)")
@@ -117,7 +132,52 @@ def config(args: argparse.Namespace) -> PerfConfig:
                       repeats=args.repeats, workers=args.workers, compile=args.compile,
                       cuda_graphs=False if args.no_cuda_graphs else None, grid=args.grid,
                       grid_scale=args.grid_scale, grid_results=args.grid_results,
-                      data_dir=args.data_dir)
+                      data_dir=args.data_dir, grid_packs=_ints(args.pack, "--pack"),
+                      grid_methods=_methods(args.grid_methods),
+                      grid_seeds=_ints(args.grid_seeds, "--grid-seeds"),
+                      grid_densities=_floats(args.grid_densities, "--grid-densities"),
+                      grid_images=_images(args.grid_images), grid_width=args.grid_width)
+
+
+def _methods(text: str | None) -> tuple[str, ...] | None:
+    """``--grid-methods``, each name checked against the registry before anything runs."""
+    items = _items(text)
+    for item in items or ():
+        get_method(parse_method_item(item)[0])
+    return items
+
+
+def _items(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    items = _items(text)
+    try:
+        values = None if items is None else tuple(int(t) for t in items)
+    except ValueError:
+        raise BenchError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if values is not None and (not values or min(values) < (1 if option == "--pack" else 0)):
+        raise BenchError(f"{option} {text!r}: give non-negative integers (packings >= 1)")
+    return values
+
+
+def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    items = _items(text)
+    try:
+        values = None if items is None else tuple(float(t) for t in items)
+    except ValueError:
+        raise BenchError(f"{option} takes comma-separated numbers, got {text!r}") from None
+    if values is not None and not all(0 < v <= 1 for v in values):
+        raise BenchError(f"{option} {text!r}: densities must be in (0, 1]")
+    return values
+
+
+def _images(text: str | None) -> tuple[int, int] | None:
+    values = _ints(text, "--grid-images")
+    if values is not None and (len(values) != 2 or min(values) < 1):
+        raise BenchError(f"--grid-images takes TRAIN,TEST (two positive integers), got {text!r}")
+    return None if values is None else (values[0], values[1])
 
 
 def measure(cfg: PerfConfig, data: DeviceData | None, sections: list[str], profile: Path

@@ -4,84 +4,105 @@ in a fresh results folder, and the full grid's time projected from a scaled-down
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.defaults import EXIT_RUN_FAILED, EXIT_USAGE
-from bench.errors import BenchError
-from bench.grid import build_specs
+from bench.defaults import EXIT_RUN_FAILED
+from bench.grid import GridChoice, GridOptions, parse_method_item, preset_specs
 from bench.harness import DataCache, run_grid
-from bench.perf.timing import PerfConfig
+from bench.perf.timing import FULL_EPOCH_IMAGES, PerfConfig
 from bench.presets import get_preset
 from bench.provenance import default_threads, set_threads
 from bench.recipe import Recipe
-from bench.registry import methods
 from bench.store import RunSpec, RunStore
 
 
-def preset_specs(preset_name: str, scale: float, data: DataCache) -> list[RunSpec]:
-    """``bench run --methods all --preset NAME --budget-scale SCALE``'s specs, bound to their
-    data: every registered method with default hyperparameters on the preset's grid."""
-    preset = get_preset(preset_name)
-    specs = build_specs(
-        methods=[(name, {}) for name in methods()],
-        models=preset.models,
-        datasets=preset.datasets,
-        densities={"*": preset.densities, **preset.method_densities},
-        seeds=preset.seeds,
-        recipe=lambda method: preset.recipe_for(method, scale),
-        model_kwargs=dict(preset.model_kwargs),
-        train_subset=preset.train_subset,
-        test_subset=preset.test_subset,
-    )
-    return [data.bind(spec) for spec in specs]
+def grid_specs(cfg: PerfConfig, data: DataCache) -> list[RunSpec]:
+    """The preset's grid as ``bench run --preset P --budget-scale S`` expands it (its own
+    methods, or ``cfg.grid_methods``; seeds and densities narrowed where asked; a train and
+    test subset with ``cfg.grid_images``), bound to its data."""
+    preset = get_preset(cfg.grid or "quick")
+    train, test = cfg.grid_images or (None, None)
+    options = GridOptions(budget_scale=cfg.grid_scale, width=cfg.grid_width,
+                          train_subset=train, test_subset=test)
+    choice = GridChoice(
+        methods=([parse_method_item(m) for m in cfg.grid_methods]
+                 if cfg.grid_methods else None),
+        seeds=cfg.grid_seeds, densities=cfg.grid_densities)
+    return [data.bind(spec) for spec in preset_specs(preset, options, choice)]
 
 
-def run_preset(cfg: PerfConfig, preset: str, results: Path) -> int:
-    """Train the preset's grid into ``results`` as ``bench run`` does (threads as its default,
-    no progress bars, final-epoch evaluation only); its exit status."""
+def run_preset(cfg: PerfConfig, results: Path, pack: int) -> int:
+    """Train the grid into ``results`` as ``bench run`` does (threads as its default, no
+    progress bars), ``pack`` runs to a step; its exit status."""
     set_threads(default_threads())
     data = DataCache(cfg.data_dir, cfg.device)
-    try:
-        specs = preset_specs(preset, cfg.grid_scale, data)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"{len(specs)} runs, preset {preset}, results in {results}", flush=True)
-    outcomes = run_grid(specs, store=RunStore(results), data=data, options=cfg.options)
+    specs = grid_specs(cfg, data)  # a BenchError (bad grid, missing data) ends the command
+    print(f"{len(specs)} runs, preset {cfg.grid}, pack {pack}, results in {results}",
+          flush=True)
+    outcomes = run_grid(specs, store=RunStore(results), data=data, options=cfg.options,
+                        pack=pack)
     bad = [o for o in outcomes if o.status in ("failed", "diverged")]
     return EXIT_RUN_FAILED if bad else 0
 
 
 def grid_rows(cfg: PerfConfig) -> list[dict[str, Any]]:
-    """``bench run --methods all --preset <grid>`` end to end, in a fresh results folder.
+    """The grid end to end in a fresh results folder, once per packing in ``cfg.grid_packs``
+    (1: one run at a time), the packings taking turns.
 
     With ``grid_scale`` < 1 every recipe's epochs are scaled by it (``--budget-scale``) and
     the full grid's minutes are projected: the measured wall time plus, for each training
-    phase of each finished run, its steady epoch time times the epochs the scale left out.
+    phase of each finished run, its steady epoch time times the epochs the scale left out;
+    with ``grid_images`` the training time (measured and left out) is scaled up to the full
+    training split as well, and the rest (scoring, evaluation on the test subset) is taken
+    as measured.
     """
-    preset = cfg.grid or "quick"
-    with tempfile.TemporaryDirectory(prefix="bench-perf-grid-") as scratch:
-        results = cfg.grid_results or Path(scratch)
-        t0 = time.perf_counter()
-        status = run_preset(cfg, preset, results)
-        seconds = time.perf_counter() - t0
-        records = [record for _, record in RunStore(results).records()]
+    rows = []
+    for pack in cfg.grid_packs:
+        with tempfile.TemporaryDirectory(prefix="bench-perf-grid-") as scratch:
+            results = (cfg.grid_results / f"pack{pack}") if cfg.grid_results else Path(scratch)
+            t0 = time.perf_counter()
+            status = run_preset(cfg, results, pack)
+            seconds = time.perf_counter() - t0
+            records = [record for _, record in RunStore(results).records()]
+        rows.append(_row(cfg, pack, records, seconds, status))
+    base = next((r for r in rows if r["pack"] == 1), None)
+    for row in rows:
+        if base is not None and row is not base:
+            key = "projected_minutes" if "projected_minutes" in row else "minutes"
+            row["speedup_vs_pack1"] = base[key] / row[key]
+    return rows
+
+
+def _row(cfg: PerfConfig, pack: int, records: list[dict[str, Any]], seconds: float,
+         status: int) -> dict[str, Any]:
     finished = [r for r in records if r.get("status") == "finished"]
+    trained = sum(r["budget"]["all_phases_train_seconds"] for r in finished)
     row: dict[str, Any] = {
-        "preset": preset, "budget_scale": cfg.grid_scale, "runs": len(records),
-        "finished": len(finished), "exit_status": status,
+        "preset": cfg.grid, "pack": pack, "budget_scale": cfg.grid_scale,
+        "train_images": (cfg.grid_images or (None, None))[0] or "preset",
+        "runs": len(records), "finished": len(finished), "exit_status": status,
         "epochs": sum(r["budget"]["all_phases_epochs"] for r in finished),
-        "minutes": seconds / 60,
+        "minutes": seconds / 60, "train_minutes": trained / 60,
+        "runs_per_minute": len(finished) / (seconds / 60) if seconds else None,
     }
-    if cfg.grid_scale != 1.0:
-        left_out = training_left_out(finished, get_preset(preset).recipe_for)
-        row["projected_minutes"] = (seconds + left_out) / 60
-    return [row]
+    factor = _image_factor(cfg, finished)
+    if cfg.grid_scale != 1.0 or factor != 1.0:
+        preset = get_preset(cfg.grid or "quick")
+        left_out = training_left_out(finished, preset.recipe_for)
+        row["projected_minutes"] = (seconds + (trained + left_out) * factor - trained) / 60
+    return row
+
+
+def _image_factor(cfg: PerfConfig, records: list[dict[str, Any]]) -> float:
+    """Full training split over the subset trained on (1 without ``grid_images``)."""
+    if not cfg.grid_images or not records:
+        return 1.0
+    full = get_preset(cfg.grid or "quick").train_subset or FULL_EPOCH_IMAGES  # CIFAR-10/100
+    return full / cfg.grid_images[0]
 
 
 def training_left_out(records: list[dict[str, Any]],

@@ -34,6 +34,13 @@ class PerfConfig:
     cuda_graphs: bool | None = None
     grid_scale: float = 1.0
     grid_results: Path | None = None
+    grid_packs: tuple[int, ...] = (1,)
+    grid_methods: tuple[str, ...] | None = None
+    grid_seeds: tuple[int, ...] | None = None
+    grid_densities: tuple[float, ...] | None = None
+    grid_images: tuple[int, int] | None = None
+    grid_width: float | None = None
+    """(train, test) class-balanced subsets for the grid; None: the preset's data."""
     data_dir: Path | None = None
 
     @property
