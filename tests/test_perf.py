@@ -115,3 +115,18 @@ def test_the_grid_section_runs_a_scaled_grid_packed_and_not(cifar10_dir, tmp_pat
               for p in (tmp_path / "runs" / "pack2").glob("*/record.json")]
     assert sorted(r["log"][-1].get("packed_runs", 1) for r in packed) == [2, 2, 2, 2]
     assert rows[1]["speedup_vs_pack1"] > 0
+
+
+def test_the_packing_section_times_packs_against_one_run_alone(cifar10_dir, tmp_path):
+    code = main(["perf", "--device", "cpu", "--sections", "packing", "--pack-sizes", "1,2",
+                 "--batch", "50", "--train-images", "100", "--repeats", "1", "--warmup", "1",
+                 "--data-dir", str(cifar10_dir), "--out", str(tmp_path)])
+    assert code == 0
+    [path] = tmp_path.glob("*.json")
+    rows = json.loads(path.read_text())["packing"]
+    assert [(r["runs"], r["how"]) for r in rows] == [(1, "alone (engine)"), (1, "packed"),
+                                                     (2, "packed")]
+    for row in rows:
+        assert row["s_per_epoch"] > 0
+        assert row["s_per_run_epoch"] == pytest.approx(row["s_per_epoch"] / row["runs"])
+        assert row["speedup"] == pytest.approx(rows[0]["s_per_epoch"] / row["s_per_run_epoch"])

@@ -7,6 +7,8 @@ Sections (``--sections``):
   DataLoader loop of the reference repositories (:mod:`bench.perf.reference_loops`);
 - ``masked``: one training step with a fixed mask and with top-k scores, over dense;
 - ``scoring``: PX and SynFlow, 100 pruning rounds on ResNet-20 (PX on 100 images);
+- ``packing``: K fixed-mask ResNet-20 runs in one vmapped step against one run alone, for
+  K in ``--pack-sizes`` (:mod:`bench.perf.packing`);
 - ``profile``: torch.profiler tables of one engine epoch and one conventional epoch,
   written next to the JSON file;
 - ``process``: whole processes on CPU, start to exit: one ``bench run`` of dense ResNet-20

@@ -22,13 +22,14 @@ from bench.errors import BenchError
 from bench.perf.epochs import epoch_rows, profile_tables
 from bench.perf.grid import grid_rows
 from bench.perf.masked import masked_rows
+from bench.perf.packing import packing_rows
 from bench.perf.process import process_rows
 from bench.perf.scoring import scoring_rows
 from bench.perf.targets import target_rows
 from bench.perf.timing import PerfConfig, device_name
 from bench.registry import get_method, parse_method_item
 
-SECTIONS = ("epoch", "masked", "scoring", "grid", "profile", "process")
+SECTIONS = ("epoch", "masked", "scoring", "packing", "grid", "profile", "process")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack", default="1", help="grid: comma-separated packings to run "
                         "the grid with, each in a fresh folder, e.g. 1,8 (1: one run at a "
                         "time; see bench run --pack)")
+    parser.add_argument("--pack-sizes", default="1,2,4,8,16", help="packing section: the K "
+                        "runs per step to time (default 1,2,4,8,16)")
     parser.add_argument("--grid-methods", help="grid: comma-separated methods (default: the "
                         "preset's)")
     parser.add_argument("--grid-seeds", help="grid: comma-separated seeds (default: the "
@@ -136,7 +139,8 @@ def config(args: argparse.Namespace) -> PerfConfig:
                       grid_methods=_methods(args.grid_methods),
                       grid_seeds=_ints(args.grid_seeds, "--grid-seeds"),
                       grid_densities=_floats(args.grid_densities, "--grid-densities"),
-                      grid_images=_images(args.grid_images), grid_width=args.grid_width)
+                      grid_images=_images(args.grid_images), grid_width=args.grid_width,
+                      pack_sizes=_ints(args.pack_sizes, "--pack"))
 
 
 def _methods(text: str | None) -> tuple[str, ...] | None:
@@ -187,6 +191,7 @@ def measure(cfg: PerfConfig, data: DeviceData | None, sections: list[str], profi
         "epoch": lambda: epoch_rows(cfg, data),
         "masked": lambda: masked_rows(cfg),
         "scoring": lambda: scoring_rows(cfg, data),
+        "packing": lambda: packing_rows(cfg),
         "grid": lambda: grid_rows(cfg),
         "process": lambda: process_rows(cfg),
         "profile": lambda: profile_tables(cfg, data, profile),

@@ -35,6 +35,7 @@ class PerfConfig:
     grid_scale: float = 1.0
     grid_results: Path | None = None
     grid_packs: tuple[int, ...] = (1,)
+    pack_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
     grid_methods: tuple[str, ...] | None = None
     grid_seeds: tuple[int, ...] | None = None
     grid_densities: tuple[float, ...] | None = None
