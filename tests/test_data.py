@@ -473,3 +473,27 @@ def test_pruning_batch_is_made_once_per_seed_and_equals_a_fresh_draw(real):
     fresh = real._pruning_batch(4, 7, "crop-flip")
     assert torch.equal(first[0], fresh[0]) and torch.equal(first[1], fresh[1])
     assert real.pruning_batch(per_class=4, seed=7, augment="none") is not first
+
+
+@pytest.mark.parametrize("kind", ["crop-flip", "flip", "none"])
+def test_a_whole_epoch_augmented_at_once_equals_it_batch_by_batch(real, kind):
+    """The epoch's draws are made in augment_batch's order and applied in one gather: the
+    same pixels and labels as augmenting each batch in turn (the last partial batch too)."""
+    from bench.data.seeds import make_generator
+    from bench.data.transforms import augment_batch
+
+    size, steps = 48, real.steps_per_epoch(48)
+    g = make_generator(real.device, 3, 5)
+    order = torch.randperm(len(real.train_y), generator=g, device=real.device)
+    expected = []
+    for step in range(steps):
+        idx = order[step * size:(step + 1) * size]
+        expected.append((real.normalize(augment_batch(real.train_x[idx], g, kind)),
+                         real.train_y[idx]))
+    got = list(real.train_batches(size, seed=3, epoch=5, augment=kind))
+    assert len(got) == len(expected) == steps
+    for (x, y), (ex, ey) in zip(got, expected):
+        assert torch.equal(x, ex) and torch.equal(y, ey)
+    if kind != "none":  # the augmentation did something
+        plain = list(real.train_batches(size, seed=3, epoch=5, augment="none"))
+        assert not torch.equal(plain[0][0], got[0][0])

@@ -16,7 +16,7 @@ from bench.data.fetch import ensure_dataset
 from bench.data.fingerprints import data_fingerprint
 from bench.data.seeds import PRUNING_STREAM, make_generator
 from bench.data.subsets import balanced_subset
-from bench.data.transforms import augment_batch, check_augment
+from bench.data.transforms import WHOLE_EPOCH, augment_batch, check_augment, whole_epoch
 from bench.errors import BenchError
 
 
@@ -97,6 +97,12 @@ class DeviceData:
     ) -> Iterator[tuple[Tensor, Tensor]]:
         g = make_generator(self.device, seed, epoch)
         order = torch.randperm(len(self.train_y), generator=g, device=self.device)
+        if augment in WHOLE_EPOCH:  # the same draws in the same order, one gather
+            images = whole_epoch(self.train_x, order[: steps * size], size, g, augment)
+            for step in range(steps):
+                part = slice(step * size, (step + 1) * size)
+                yield self.normalize(images[part]), self.train_y[order[part]]
+            return
         for step in range(steps):
             idx = order[step * size : (step + 1) * size]
             yield self.augment(self.train_x[idx], g, augment), self.train_y[idx]

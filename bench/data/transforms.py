@@ -56,6 +56,39 @@ def augment_batch(x: Tensor, generator: torch.Generator, kind: str = "crop-flip"
     return torch.where(flips.view(n, 1, 1, 1), x.flip(3), x)
 
 
+WHOLE_EPOCH = ("crop-flip", "flip", "none")
+"""Augmentations :func:`whole_epoch` makes at once (pemn-authors goes batch by batch)."""
+
+
+def _draws(n: int, generator: torch.Generator, kind: str, device: torch.device
+           ) -> tuple[Tensor | None, Tensor | None]:
+    """One batch's random draws, as :func:`augment_batch` makes them: offsets, then flips."""
+    if kind == "none":
+        return None, None
+    offsets = (torch.randint(0, 2 * CROP_PAD + 1, (n, 2), generator=generator, device=device)
+               if kind == "crop-flip" else None)
+    return offsets, torch.rand(n, generator=generator, device=device) < 0.5
+
+
+def whole_epoch(x: Tensor, index: Tensor, batch: int, generator: torch.Generator,
+                kind: str) -> Tensor:
+    """``x[index]`` augmented as :func:`augment_batch` would, batch after batch of
+    ``batch`` images, with the same draws from ``generator`` in the same order, but
+    applied in one gather over the whole epoch (uint8; identical pixels, fewer kernels)."""
+    if kind not in WHOLE_EPOCH:
+        raise BenchError(f"augmentation {kind!r} is made batch by batch")
+    images = x[index]
+    if kind == "none":
+        return images
+    draws = [_draws(len(index[k:k + batch]), generator, kind, x.device)
+             for k in range(0, len(index), batch)]
+    flips = torch.cat([f for _, f in draws])  # type: ignore[misc]
+    if kind == "crop-flip":
+        return crop_flip(images, torch.cat([o for o, _ in draws]), flips,  # type: ignore[misc]
+                         CROP_PAD)
+    return torch.where(flips.view(-1, 1, 1, 1), images.flip(3), images)
+
+
 def check_augment(kind: str) -> None:
     """A BenchError unless ``kind`` is one of the augmentation names."""
     if kind not in AUGMENTS:
