@@ -233,6 +233,14 @@ def test_a_packed_grid_records_what_the_runs_one_at_a_time_record(cifar10_dir, t
         assert lb["train_loss"] == pytest.approx(la["train_loss"], rel=2e-2)
         packs[a["spec"]["method"]] = lb.get("packed_runs", 1)
     assert packs == {"dense": 2, "random": 2, "snip": 2, "edge-popup": 1}
+    # a grid grown by a seed: the finished runs are read, the new ones fill one window
+    grown = [*base, "--results", str(tmp_path / "packed"), "--pack", "4", "--seeds", "0,1,2"]
+    assert main(["run", *grown]) == 0
+    again = records(tmp_path / "packed")
+    assert len(again) == 12 and all(again[k] == packed[k] for k in packed)
+    new = {r["spec"]["method"]: r["log"][-1].get("packed_runs", 1)
+           for k, r in again.items() if k not in packed}
+    assert new == {"dense": 1, "random": 2, "snip": 2, "edge-popup": 1}
 
 
 def test_pack_must_be_positive(cifar10_dir, tmp_path, capsys):

@@ -15,7 +15,7 @@ from bench.harness.data_cache import DataCache
 from bench.harness.one_run import execute
 from bench.harness.outcome import Outcome
 from bench.harness.packing import Trainer, run_packed
-from bench.store import RunSpec, RunStore
+from bench.store import RunSpec, RunStore, UnreadableRecord
 
 GRID_POLL_SECONDS = 2.0
 
@@ -46,7 +46,7 @@ def run_grid(
     first = True
     while pending:
         waiting = []
-        for window in _windows(pending, pack):
+        for window in _windows(pending, pack, store, force and first):
             for (i, spec), outcome in zip(window, _execute(window, store, data, options,
                                                            force and first, pack)):
                 if outcome.busy:
@@ -64,9 +64,25 @@ def run_grid(
     return [outcomes[i] for i in sorted(outcomes)]
 
 
-def _windows(pending: list[tuple[int, RunSpec]], pack: int) -> list[list[tuple[int, RunSpec]]]:
-    size = max(1, pack)
-    return [pending[start:start + size] for start in range(0, len(pending), size)]
+def _windows(pending: list[tuple[int, RunSpec]], pack: int, store: RunStore, force: bool
+             ) -> list[list[tuple[int, RunSpec]]]:
+    """Windows of up to ``pack`` specs to train; with packing, specs whose result stands
+    come first, one to a window (they are only read), so every window's K are to train."""
+    if pack <= 1:
+        return [[item] for item in pending]
+    done = [] if force else [(i, s) for i, s in pending if _stands(store, s)]
+    train = [item for item in pending if item not in done]
+    return [[item] for item in done] + [train[k:k + pack] for k in range(0, len(train), pack)]
+
+
+def _stands(store: RunStore, spec: RunSpec) -> bool:
+    """Whether a readable stored record of ``spec`` is finished or diverged (a cheap look:
+    :func:`execute` checks its artifact before reusing it)."""
+    try:
+        record = store.read(spec.key)
+    except UnreadableRecord:
+        return False
+    return record is not None and record.get("status") in ("finished", "diverged")
 
 
 def _execute(window: list[tuple[int, RunSpec]], store: RunStore, data: DataCache,
