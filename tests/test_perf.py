@@ -60,10 +60,11 @@ def test_targets_say_met_missed_or_not_measured():
     (["perf", "--sections", "grid"], "the grid section needs --grid PRESET"),
     (["perf", "--grid", "quick", "--grid-scale", "0"], "--grid-scale must be in (0, 1]"),
     (["perf", "--batch", "0"], "--batch and --repeats must be >= 1"),
-    (["perf", "--grid", "quick", "--pack", "0"], "--pack '0': give non-negative integers"),
+    (["perf", "--grid", "quick", "--pack", "0"], "--pack '0': give integers >= 1"),
     (["perf", "--grid", "quick", "--pack", "two"], "--pack takes comma-separated integers"),
+    (["perf", "--grid", "quick", "--grid-seeds", "-1"], "give non-negative integers"),
     (["perf", "--grid", "quick", "--grid-images", "100"], "--grid-images takes TRAIN,TEST"),
-    (["perf", "--grid", "quick", "--grid-densities", "0"], "densities must be in (0, 1]"),
+    (["perf", "--grid", "quick", "--grid-densities", "0"], "give densities in (0, 1]"),
     (["perf", "--grid", "quick", "--grid-methods", "nope", "--device", "cpu"],
      "unknown method"),
 ])

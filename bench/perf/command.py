@@ -155,26 +155,29 @@ def _items(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+def _numbers(text: str | None, option: str, cast: Callable[[str], Any],
+             valid: Callable[[Any], bool], rule: str) -> tuple[Any, ...] | None:
+    """A comma-separated list of ``cast`` values, each ``valid`` (else one error line)."""
     items = _items(text)
+    if items is None:
+        return None
     try:
-        values = None if items is None else tuple(int(t) for t in items)
+        values = tuple(cast(t) for t in items)
     except ValueError:
-        raise BenchError(f"{option} takes comma-separated integers, got {text!r}") from None
-    if values is not None and (not values or min(values) < (1 if option == "--pack" else 0)):
-        raise BenchError(f"{option} {text!r}: give non-negative integers (packings >= 1)")
+        raise BenchError(f"{option} takes comma-separated {rule}, got {text!r}") from None
+    if not values or not all(valid(v) for v in values):
+        raise BenchError(f"{option} {text!r}: give {rule}")
     return values
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    if option == "--pack":
+        return _numbers(text, option, int, lambda v: v >= 1, "integers >= 1")
+    return _numbers(text, option, int, lambda v: v >= 0, "non-negative integers")
 
 
 def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
-    items = _items(text)
-    try:
-        values = None if items is None else tuple(float(t) for t in items)
-    except ValueError:
-        raise BenchError(f"{option} takes comma-separated numbers, got {text!r}") from None
-    if values is not None and not all(0 < v <= 1 for v in values):
-        raise BenchError(f"{option} {text!r}: densities must be in (0, 1]")
-    return values
+    return _numbers(text, option, float, lambda v: 0 < v <= 1, "densities in (0, 1]")
 
 
 def _images(text: str | None) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ from the child's own resource usage, median of ``--repeats``, variants taking tu
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -54,8 +55,8 @@ def _measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise BenchError(f"{' '.join(command[1:4])} failed ({proc.returncode}):\n{output[-2000:]}")
-    accuracy = next((line.rsplit(" ", 1)[-1] for line in output.splitlines()
-                     if "test accuracy" in line), "")
+    found = re.search(r"test accuracy ([0-9.]+%)", output)
+    accuracy = found.group(1) if found else ""
     return {"wall_s": wall, "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
             "minor_faults": usage.ru_minflt, "accuracy": accuracy}
 
