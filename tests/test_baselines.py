@@ -95,10 +95,11 @@ class StubContext:
         self.calls: list[dict] = []
 
     def train(self, model=None, *, params=None, recipe=None, phase="train", final=None,
-              snapshot_epochs=()):
+              snapshot_epochs=(), share=False):
         model = self.model if model is None else model
         recipe = recipe or self.recipe
         call = {"phase": phase, "epochs": recipe.epochs, "snapshot_epochs": snapshot_epochs,
+                "share": share,
                 "masks": masks_of(model), "start": state_snapshot(model), "snapshots": {}}
         self.calls.append(call)
         if 0 in snapshot_epochs:
@@ -603,6 +604,7 @@ def test_lth_prunes_rewinds_and_retrains_in_rounds(data):
     assert [c["phase"] for c in ctx.calls] == [f"round{r}" for r in range(5)]
     assert [c["epochs"] for c in ctx.calls] == [2] * 5  # every round trains the full budget
     assert ctx.calls[0]["snapshot_epochs"] == (1,)
+    assert all(c["share"] for c in ctx.calls)  # every round may be shared between densities
     snapshot = ctx.calls[0]["snapshots"][1]  # end of epoch 1 of the first training
     assert ctx.search.extra_epochs == 2 * 4
     for r, density in enumerate(round_densities(0.5, 0.2), 1):
