@@ -359,3 +359,36 @@ def test_a_claim_whose_heartbeat_stopped_goes_stale(tmp_path):
     taker = claims.acquire(tmp_path / "run", ttl=60)
     assert taker is not None and not held.valid() and not held.beat()
     taker.release()
+
+
+def test_the_final_model_is_evaluated_once_where_the_codec_is_lossless(
+        cifar10_dir, tmp_path, monkeypatch):
+    """float32: the last epoch's test figures are the decoded artifact's (the same model),
+    not a second evaluation; float16 (lossy): the trained model's, from the engine."""
+    import bench.engine.loop as loop
+
+    calls = []
+    real = loop.evaluate
+
+    def counted(model, data, options):
+        calls.append(model.training)
+        return real(model, data, options)
+
+    monkeypatch.setattr(loop, "evaluate", counted)
+    base = ["run", "--preset", "smoke", "--methods", "dense", "--seeds", "0", "--width", "0.25",
+            "--epochs", "2", "--eval-every", "1", "--train-subset", "300", "--test-subset",
+            "100", "--threads", "1", "--device", "cpu", "--no-progress",
+            "--data-dir", str(cifar10_dir)]
+    assert main([*base, "--results", str(tmp_path / "f32")]) == 0
+    assert len(calls) == 1  # epoch 1 only: epoch 2 is the decoded artifact's evaluation
+    [record] = [r for _, r in RunStore(tmp_path / "f32").records()]
+    first, last = record["log"]
+    assert "test_of" not in first and "test_accuracy" in first
+    assert last["test_of"] == "decoded artifact"
+    assert last["test_accuracy"] == record["metrics"]["test_accuracy"]
+    assert last["test_loss"] == record["metrics"]["test_loss"]
+    assert record["metrics"]["decode_max_logit_difference"] == 0.0
+    assert main([*base, "--results", str(tmp_path / "f16"), "--value-codec", "float16"]) == 0
+    assert len(calls) == 3  # both epochs in the engine
+    [lossy] = [r for _, r in RunStore(tmp_path / "f16").records()]
+    assert "test_of" not in lossy["log"][-1] and "test_accuracy" in lossy["log"][-1]

@@ -5,6 +5,7 @@ decoded from it (``docs/bytes.md``). Nothing is pickled. The byte layout is docu
 defined in ``bench.artifact.format``; ``encode``/``save`` write it, ``decode``/``load`` read it.
 """
 
+from bench.artifact.codecs import lossless
 from bench.artifact.decode import decode, load
 from bench.artifact.encode import ArtifactInfo, encode, save
 from bench.artifact.format import (
@@ -27,5 +28,6 @@ __all__ = [
     "decode",
     "encode",
     "load",
+    "lossless",
     "save",
 ]

@@ -13,6 +13,12 @@ _NUMPY_DTYPE: dict[str, str] = {"float32": "<f4", "float16": "<f2", "bfloat16": 
 assert tuple(_NUMPY_DTYPE) == VALUE_CODECS  # one entry per codec the format names
 
 
+def lossless(codec: str) -> bool:
+    """Whether ``codec`` stores a float32 model's values exactly (float32 does; the 16-bit
+    codecs round them)."""
+    return codec == "float32"
+
+
 def itemsize(codec: ValueCodec) -> int:
     """Bytes per value in ``codec``."""
     return np.dtype(_NUMPY_DTYPE[codec]).itemsize

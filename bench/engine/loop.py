@@ -86,6 +86,7 @@ class Phase:
     checkpoint: Path | None
     snapshot_epochs: tuple[int, ...]
     description: str
+    evaluate_last: bool = True
 
 
 def open_phase(
@@ -100,6 +101,7 @@ def open_phase(
     description: str = "train",
     snapshot_epochs: tuple[int, ...] = (),
     progress_bar: bool = True,
+    evaluate_last: bool = True,
 ) -> Phase | TrainResult:
     """A phase ready for its first epoch left, or the finished phase's result.
 
@@ -125,7 +127,7 @@ def open_phase(
         dynamic_ncols=True,
     )
     return Phase(model, model, optimizer, data, recipe, options, seed, steps_per_epoch, bar,
-                 progress, start_epoch, checkpoint, snapshot_epochs, description)
+                 progress, start_epoch, checkpoint, snapshot_epochs, description, evaluate_last)
 
 
 def train(
@@ -139,6 +141,7 @@ def train(
     checkpoint: Path | None = None,
     description: str = "train",
     snapshot_epochs: tuple[int, ...] = (),
+    evaluate_last: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place for ``recipe.epochs`` epochs on ``data``.
 
@@ -147,11 +150,13 @@ def train(
     later call with the same path resumes after the last finished epoch; a
     checkpoint of a finished phase just restores the final state. The model's state at
     the end of each epoch in ``snapshot_epochs`` (0: before training) is returned in
-    ``result.snapshots`` and survives a resume (LTH rewinding).
+    ``result.snapshots`` and survives a resume (LTH rewinding). ``evaluate_last`` False
+    leaves the last epoch unevaluated (the harness evaluates the decoded artifact of the
+    final model anyway and books that evaluation there).
     """
     phase = open_phase(model, data, recipe, seed=seed, options=options, params=params,
                        checkpoint=checkpoint, description=description,
-                       snapshot_epochs=snapshot_epochs)
+                       snapshot_epochs=snapshot_epochs, evaluate_last=evaluate_last)
     return phase if isinstance(phase, TrainResult) else run_phase(phase)
 
 
@@ -187,7 +192,8 @@ class EpochSums:
 def epoch_entry(phase: Phase, epoch: int, sums: EpochSums, train_seconds: float
                 ) -> dict[str, Any]:
     """Epoch ``epoch``'s (0-based) log entry; evaluates on the test split at the last epoch
-    and every ``eval_every`` epochs. A non-finite loss raises :class:`Diverged`."""
+    (unless the phase says not to) and every ``eval_every`` epochs before it. A non-finite
+    loss raises :class:`Diverged`."""
     recipe, options = phase.recipe, phase.options
     train_loss = sums.loss_sum / sums.seen
     if not math.isfinite(train_loss):
@@ -201,7 +207,8 @@ def epoch_entry(phase: Phase, epoch: int, sums: EpochSums, train_seconds: float
         "train_seconds": train_seconds,
     }
     last = epoch + 1 == recipe.epochs
-    if last or (options.eval_every > 0 and (epoch + 1) % options.eval_every == 0):
+    periodic = options.eval_every > 0 and (epoch + 1) % options.eval_every == 0
+    if phase.evaluate_last if last else periodic:
         acc = evaluate(phase.model, phase.data, options)
         entry["test_accuracy"] = acc.top1
         entry["test_loss"] = acc.loss

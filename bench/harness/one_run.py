@@ -182,6 +182,11 @@ def _run(
     method_seconds = time.perf_counter() - t0
     check_finite(model)
     metrics = measure(model, spec, method, store, data, options)
+    final = ctx.final_phase()
+    if final and final["log"] and "test_accuracy" not in final["log"][-1]:
+        # left to this measurement (RunContext.train): the decoded artifact is the model
+        final["log"][-1].update(test_accuracy=metrics["test_accuracy"],
+                                test_loss=metrics["test_loss"], test_of="decoded artifact")
     train_seconds = sum(p["seconds"] for p in ctx.phases)
     search = ctx.search
     search.seconds = search.seconds or max(0.0, method_seconds - train_seconds)

@@ -44,12 +44,13 @@ class TrainRequest:
     checkpoint: Path | None = None
     description: str = "train"
     snapshot_epochs: tuple[int, ...] = ()
+    evaluate_last: bool = True
 
     def open(self) -> Phase | TrainResult:
         return open_phase(self.model, self.data, self.recipe, seed=self.seed,
                           options=self.options, params=self.params, checkpoint=self.checkpoint,
                           description=self.description, snapshot_epochs=self.snapshot_epochs,
-                          progress_bar=False)
+                          progress_bar=False, evaluate_last=self.evaluate_last)
 
 
 class _Run(threading.Thread):
