@@ -14,7 +14,7 @@ import torch
 
 from bench.data import load_data
 from bench.engine import EngineOptions, TrainResult
-from bench.engine.loop import Diverged, open_phase, run_phase, train
+from bench.engine.loop import Diverged, TrainRequest, open_phase, run_phase, train
 from bench.engine.packed import pack_signature, packable, train_packed
 from bench.harness.packing import run_packed
 from bench.models import build_model
@@ -22,6 +22,11 @@ from bench.pruning import prunable_layers
 from bench.recipe import Recipe
 
 OPTIONS = EngineOptions()
+
+
+def opened(*args, **kwargs):
+    """A phase opened as engine.train would open it with these arguments."""
+    return open_phase(TrainRequest(*args, **kwargs))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +71,7 @@ def test_packed_training_equals_one_at_a_time_in_float64(data64, tmp_path):
     alone = masked_models()
     results = [train(m, data64, RECIPE, seed=s, options=OPTIONS) for s, m in enumerate(alone)]
     packed = masked_models()
-    phases = [open_phase(m, data64, RECIPE, seed=s, options=OPTIONS,
+    phases = [opened(m, data64, RECIPE, seed=s, options=OPTIONS,
                          checkpoint=tmp_path / f"{s}.ckpt", snapshot_epochs=(0, 1))
               for s, m in enumerate(packed)]
     assert len({pack_signature(p) for p in phases}) == 1
@@ -86,7 +91,7 @@ def test_a_packed_phase_resumes_from_its_checkpoints(data64, tmp_path, monkeypat
     results = [train(m, data64, RECIPE, seed=s, options=OPTIONS) for s, m in enumerate(alone)]
 
     def phases(models):
-        return [open_phase(m, data64, RECIPE, seed=s, options=OPTIONS,
+        return [opened(m, data64, RECIPE, seed=s, options=OPTIONS,
                            checkpoint=tmp_path / f"{s}.ckpt") for s, m in enumerate(models)]
 
     real = type(data64).train_batches
@@ -117,7 +122,7 @@ def test_a_run_that_diverges_leaves_the_pack_and_the_others_go_on(data64):
     packed = masked_models(3)
     with torch.no_grad():
         packed[1].bn.weight.fill_(float("nan"))
-    out = train_packed([open_phase(m, data64, RECIPE, seed=s, options=OPTIONS)
+    out = train_packed([opened(m, data64, RECIPE, seed=s, options=OPTIONS)
                         for s, m in enumerate(packed)])
     assert isinstance(out[1], Diverged) and "epoch 1" in str(out[1])
     for s in (0, 2):
@@ -130,14 +135,14 @@ def test_signature_separates_what_cannot_share_a_step(data64):
     dense = build_model("resnet20", 10, seed=0, width=0.25).double()
     masked = masked_models(1)[0]
     other_recipe = Recipe(epochs=2, batch_size=100, lr=0.05)
-    sig = [pack_signature(open_phase(m, data64, r, seed=0, options=OPTIONS))
+    sig = [pack_signature(opened(m, data64, r, seed=0, options=OPTIONS))
            for m, r in ((dense, RECIPE), (masked, RECIPE), (masked_models(1)[0], other_recipe),
                         (masked_models(1)[0], RECIPE))]
     assert sig[0] != sig[1] and sig[1] != sig[2] and sig[1] == sig[3]
     scored = build_model("resnet20", 10, seed=0, width=0.25).double()
     for _, layer in prunable_layers(scored):
         layer.use_scores(0.5)
-    assert "scores" in packable(open_phase(scored, data64, RECIPE, seed=0, options=OPTIONS))
+    assert "scores" in packable(opened(scored, data64, RECIPE, seed=0, options=OPTIONS))
 
 
 def test_run_packed_hands_every_job_its_training_and_keeps_its_rng(data64):
@@ -188,10 +193,10 @@ def test_ctrl_c_during_a_packed_training_reaches_every_job(data64, monkeypatch):
 def test_a_finished_phase_is_not_trained_again_in_a_pack(data64, tmp_path):
     model = masked_models(1)[0]
     train(model, data64, RECIPE, seed=0, options=OPTIONS, checkpoint=tmp_path / "a.ckpt")
-    again = open_phase(masked_models(1)[0], data64, RECIPE, seed=0, options=OPTIONS,
+    again = opened(masked_models(1)[0], data64, RECIPE, seed=0, options=OPTIONS,
                        checkpoint=tmp_path / "a.ckpt")
     assert isinstance(again, TrainResult) and again.epochs == 2
-    assert isinstance(run_phase(open_phase(masked_models(1)[0], data64, RECIPE, seed=0,
+    assert isinstance(run_phase(opened(masked_models(1)[0], data64, RECIPE, seed=0,
                                            options=OPTIONS)), TrainResult)
 
 

@@ -89,45 +89,52 @@ class Phase:
     evaluate_last: bool = True
 
 
-def open_phase(
-    model: nn.Module,
-    data: DeviceData,
-    recipe: Recipe,
-    *,
-    seed: int,
-    options: EngineOptions,
-    params: Iterable[nn.Parameter] | None = None,
-    checkpoint: Path | None = None,
-    description: str = "train",
-    snapshot_epochs: tuple[int, ...] = (),
-    progress_bar: bool = True,
-    evaluate_last: bool = True,
-) -> Phase | TrainResult:
+@dataclass
+class TrainRequest:
+    """One training phase asked for: :func:`train`'s arguments, opened by :func:`open_phase`
+    (the harness's packer collects these and trains several at once)."""
+
+    model: nn.Module
+    data: DeviceData
+    recipe: Recipe
+    seed: int
+    options: EngineOptions
+    params: Iterable[nn.Parameter] | None = None
+    checkpoint: Path | None = None
+    description: str = "train"
+    snapshot_epochs: tuple[int, ...] = ()
+    evaluate_last: bool = True
+
+
+def open_phase(request: TrainRequest, progress_bar: bool = True) -> Phase | TrainResult:
     """A phase ready for its first epoch left, or the finished phase's result.
 
     Builds the optimiser, restores the checkpoint and takes the epoch-0 snapshot; see
     :func:`train` for the arguments. ``progress_bar`` False leaves the bar to the caller.
     """
-    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    optimizer = make_optimizer(params, recipe, options)
-    steps_per_epoch = data.steps_per_epoch(recipe.batch_size)
-    progress = load_checkpoint(checkpoint, recipe, model, optimizer)
+    r, model = request, request.model
+    params = [p for p in (r.params if r.params is not None else model.parameters())
+              if p.requires_grad]
+    optimizer = make_optimizer(params, r.recipe, r.options)
+    steps_per_epoch = r.data.steps_per_epoch(r.recipe.batch_size)
+    progress = load_checkpoint(r.checkpoint, r.recipe, model, optimizer)
     start_epoch = progress.epoch
-    if start_epoch >= recipe.epochs:
-        return progress.result(recipe.epochs, start_epoch)
-    if start_epoch == 0 and 0 in snapshot_epochs:
+    if start_epoch >= r.recipe.epochs:
+        return progress.result(r.recipe.epochs, start_epoch)
+    if start_epoch == 0 and 0 in r.snapshot_epochs:
         progress.snapshots[0] = state_snapshot(model)
     bar = tqdm(
-        total=recipe.epochs * steps_per_epoch,
+        total=r.recipe.epochs * steps_per_epoch,
         initial=start_epoch * steps_per_epoch,
-        desc=description,
+        desc=r.description,
         unit="step",
         leave=False,
-        disable=not (options.progress and progress_bar),
+        disable=not (r.options.progress and progress_bar),
         dynamic_ncols=True,
     )
-    return Phase(model, model, optimizer, data, recipe, options, seed, steps_per_epoch, bar,
-                 progress, start_epoch, checkpoint, snapshot_epochs, description, evaluate_last)
+    return Phase(model, model, optimizer, r.data, r.recipe, r.options, r.seed, steps_per_epoch,
+                 bar, progress, start_epoch, r.checkpoint, r.snapshot_epochs, r.description,
+                 r.evaluate_last)
 
 
 def train(
@@ -154,9 +161,8 @@ def train(
     leaves the last epoch unevaluated (the harness evaluates the decoded artifact of the
     final model anyway and books that evaluation there).
     """
-    phase = open_phase(model, data, recipe, seed=seed, options=options, params=params,
-                       checkpoint=checkpoint, description=description,
-                       snapshot_epochs=snapshot_epochs, evaluate_last=evaluate_last)
+    phase = open_phase(TrainRequest(model, data, recipe, seed, options, params, checkpoint,
+                                    description, snapshot_epochs, evaluate_last))
     return phase if isinstance(phase, TrainResult) else run_phase(phase)
 
 

@@ -190,7 +190,6 @@ def _run(
     train_seconds = sum(p["seconds"] for p in ctx.phases)
     search = ctx.search
     search.seconds = search.seconds or max(0.0, method_seconds - train_seconds)
-    final = ctx.final_phase()
     budget = {
         "epochs": final["epochs"] if final else 0,
         "steps": final["steps"] if final else 0,

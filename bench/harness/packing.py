@@ -14,43 +14,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from bench.data import DeviceData
-from bench.engine import EngineOptions, TrainResult
-from bench.engine.loop import Diverged, Phase, open_phase, run_phase
+from bench.engine import TrainResult
+from bench.engine.loop import Diverged, Phase, TrainRequest, open_phase, run_phase
 from bench.engine.packed import pack_signature, packable, train_packed
 from bench.recipe import Recipe
 
 Trainer = Callable[..., TrainResult]
 """``engine.train``'s signature: ``(model, data, recipe, *, seed, options, ...)``."""
-
-
-@dataclass
-class TrainRequest:
-    """One ``ctx.train`` call waiting for the packer: engine.train's arguments."""
-
-    model: nn.Module
-    data: DeviceData
-    recipe: Recipe
-    seed: int
-    options: EngineOptions
-    params: Any = None
-    checkpoint: Path | None = None
-    description: str = "train"
-    snapshot_epochs: tuple[int, ...] = ()
-    evaluate_last: bool = True
-
-    def open(self) -> Phase | TrainResult:
-        return open_phase(self.model, self.data, self.recipe, seed=self.seed,
-                          options=self.options, params=self.params, checkpoint=self.checkpoint,
-                          description=self.description, snapshot_epochs=self.snapshot_epochs,
-                          progress_bar=False, evaluate_last=self.evaluate_last)
 
 
 class _Run(threading.Thread):
@@ -81,7 +57,7 @@ class _Run(threading.Thread):
     def train(self, model: nn.Module, data: DeviceData, recipe: Recipe, **kwargs: Any
               ) -> TrainResult:
         """``ctx.train``'s engine call from this run's thread: wait for the pack's result."""
-        self.request = TrainRequest(model, data, recipe, **kwargs)
+        self.request = TrainRequest(model, data, recipe, **kwargs)  # engine.train's arguments
         self.rng = torch.get_rng_state()
         self.paused.set()
         self.go.wait()
@@ -134,7 +110,7 @@ def _train(waiting: Sequence[_Run], pack: int) -> list[Any]:
     for i, run in enumerate(waiting):
         assert run.request is not None
         try:
-            phase = run.request.open()
+            phase = open_phase(run.request, progress_bar=False)
         except Exception as exc:  # noqa: BLE001 - the run records it as it would alone
             replies[i] = exc
             continue

@@ -16,7 +16,7 @@ from torch import nn
 
 from bench.data import DeviceData, load_data
 from bench.engine import prepare_model
-from bench.engine.loop import open_phase, run_phase
+from bench.engine.loop import TrainRequest, open_phase, train
 from bench.engine.packed import train_packed
 from bench.perf.masked import masked_variant
 from bench.perf.timing import FULL_EPOCH_IMAGES, PerfConfig
@@ -44,14 +44,14 @@ def packing_rows(cfg: PerfConfig) -> list[dict[str, Any]]:
     recipe = Recipe(epochs=epochs, batch_size=cfg.batch, lr=0.05)
     options = cfg.options
     [alone] = _models(1, cfg)
-    single = _epoch_seconds(run_phase(open_phase(alone, data, recipe, seed=0, options=options))
-                            .log, cfg.warmup, "train_seconds")
+    single = _epoch_seconds(train(alone, data, recipe, seed=0, options=options).log,
+                            cfg.warmup, "train_seconds")
     scale = FULL_EPOCH_IMAGES / (data.steps_per_epoch(cfg.batch) * cfg.batch)
     rows = [{"runs": 1, "how": "alone (engine)", "batch": cfg.batch, "images": images,
              "s_per_epoch": single, "s_per_run_epoch": single, "speedup": 1.0,
              "run_epochs_per_min_full": 60 / (single * scale)}]
     for k in cfg.pack_sizes:
-        phases = [open_phase(m, data, recipe, seed=s, options=options)
+        phases = [open_phase(TrainRequest(m, data, recipe, s, options))
                   for s, m in enumerate(_models(k, cfg))]
         results = train_packed(phases)  # type: ignore[arg-type]
         log = results[0].log  # type: ignore[union-attr]
