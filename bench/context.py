@@ -21,6 +21,7 @@ from bench.engine import EngineOptions, TrainResult, evaluate, train
 from bench.errors import BenchError
 from bench.recipe import Recipe
 from bench.shared_training import (
+    TRAINED_ALONGSIDE,
     SharedTraining,
     load_shared,
     save_shared,
@@ -123,26 +124,40 @@ class RunContext:
         evaluate_last = not (is_final and lossless(self.spec.value_codec))
         key = (training_key(self.spec, phase, model, trained_names(model, params), recipe, seed,
                             snapshot_epochs, self.options) if share else None)
-        shared = load_shared(self.store, key) if key else None
+        def trained(share_key: str | None) -> Any:
+            return self.trainer(
+                model, self.data, recipe, seed=seed, options=self.options, params=params,
+                checkpoint=self.store.checkpoint_path(self.spec.key, phase), description=phase,
+                snapshot_epochs=snapshot_epochs, evaluate_last=evaluate_last, share_key=share_key)
+
+        result, shared = self._trained_or_shared(key, trained, model, phase)
         entry: dict[str, Any] = {}
         if shared is not None:
             result = self._use_shared(shared, model, evaluate_last)
             entry = {"shared_from": shared.source, "shared_seconds": shared.result.seconds}
             if not is_final:
                 self.search.shared_epochs += result.epochs
-        else:
-            result = self.trainer(
-                model, self.data, recipe, seed=seed, options=self.options, params=params,
-                checkpoint=self.store.checkpoint_path(self.spec.key, phase), description=phase,
-                snapshot_epochs=snapshot_epochs, evaluate_last=evaluate_last)
-            if key:
-                save_shared(self.store, key, model, result,
-                            {"run": self.spec.key, "phase": phase})
         self.phases.append({"phase": phase, "epochs": result.epochs, "steps": result.steps,
                             "seconds": result.seconds, "log": result.log,
                             "resumed_at_epoch": result.resumed_at_epoch, "final": is_final,
                             **entry})
         return result
+
+    def _trained_or_shared(self, key: str | None, trained: Callable[[str | None], Any],
+                           model: nn.Module, phase: str
+                           ) -> tuple[TrainResult | None, SharedTraining | None]:
+        """Train (``trained(share_key)``) unless the store holds this training already; a
+        new shared training is stored, one another run trained alongside is loaded."""
+        shared = load_shared(self.store, key) if key else None
+        if shared is not None:
+            return None, shared
+        result = trained(key)
+        if result == TRAINED_ALONGSIDE:  # by another run of the packer's batch, stored
+            shared = load_shared(self.store, key) if key else None
+            return (None, shared) if shared is not None else (trained(None), None)
+        if key:
+            save_shared(self.store, key, model, result, {"run": self.spec.key, "phase": phase})
+        return result, None
 
     def _use_shared(self, shared: SharedTraining, model: nn.Module, evaluate_last: bool
                     ) -> TrainResult:

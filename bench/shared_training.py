@@ -33,6 +33,10 @@ from bench.store import RunSpec, RunStore
 
 SHARED_FORMAT = 1
 
+TRAINED_ALONGSIDE = "trained alongside"
+"""A trainer's reply to a request whose ``share_key`` an earlier request of the same batch
+has (the harness's packer trains that one only): load it from the store."""
+
 
 @dataclass(frozen=True)
 class SharedTraining:

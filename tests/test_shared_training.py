@@ -98,3 +98,19 @@ def test_a_torn_shared_file_is_trained_again(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     assert load_shared(store, "k" * 32) is None
     assert load_shared(store, "z" * 32) is None
+
+
+def test_two_runs_packed_together_train_their_common_rounds_once(cifar10_dir, tmp_path):
+    """In one packed window both densities ask for rounds 0-2 at once: one run trains them,
+    the other loads them, and its result is the one it gets alone."""
+    base = [*LTH, "--data-dir", str(cifar10_dir)]
+    assert main(["run", *base, "--densities", "0.64,0.5", "--pack", "2",
+                 "--results", str(tmp_path / "a")]) == 0
+    assert main(["run", *base, "--densities", "0.5", "--results", str(tmp_path / "b")]) == 0
+    both, alone = records(tmp_path / "a"), records(tmp_path / "b")
+    high, low = both[0.64], both[0.5]
+    assert [p.get("shared_from") for p in high["phases"]] == [None] * 3
+    assert [p["phase"] for p in low["phases"] if "shared_from" in p] == [
+        "round0", "round1", "round2"]
+    assert low["budget"]["search"]["shared_epochs"] == 3
+    assert low["metrics"] == alone[0.5]["metrics"]

@@ -104,6 +104,9 @@ class TrainRequest:
     description: str = "train"
     snapshot_epochs: tuple[int, ...] = ()
     evaluate_last: bool = True
+    share_key: str | None = None
+    """Names a training other runs may ask for with the same inputs: a packer trains one of
+    several equal requests (the engine alone just trains it)."""
 
 
 def open_phase(request: TrainRequest, progress_bar: bool = True) -> Phase | TrainResult:
@@ -149,6 +152,7 @@ def train(
     description: str = "train",
     snapshot_epochs: tuple[int, ...] = (),
     evaluate_last: bool = True,
+    share_key: str | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``recipe.epochs`` epochs on ``data``.
 
@@ -159,10 +163,11 @@ def train(
     the end of each epoch in ``snapshot_epochs`` (0: before training) is returned in
     ``result.snapshots`` and survives a resume (LTH rewinding). ``evaluate_last`` False
     leaves the last epoch unevaluated (the harness evaluates the decoded artifact of the
-    final model anyway and books that evaluation there).
+    final model anyway and books that evaluation there). ``share_key``: see
+    :class:`TrainRequest`.
     """
     phase = open_phase(TrainRequest(model, data, recipe, seed, options, params, checkpoint,
-                                    description, snapshot_epochs, evaluate_last))
+                                    description, snapshot_epochs, evaluate_last, share_key))
     return phase if isinstance(phase, TrainResult) else run_phase(phase)
 
 

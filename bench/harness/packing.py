@@ -24,6 +24,7 @@ from bench.engine import TrainResult
 from bench.engine.loop import Diverged, Phase, TrainRequest, open_phase, run_phase
 from bench.engine.packed import pack_signature, packable, train_packed
 from bench.recipe import Recipe
+from bench.shared_training import TRAINED_ALONGSIDE
 
 Trainer = Callable[..., TrainResult]
 """``engine.train``'s signature: ``(model, data, recipe, *, seed, options, ...)``."""
@@ -107,8 +108,15 @@ def _train(waiting: Sequence[_Run], pack: int) -> list[Any]:
     """Every waiting run's training: a :class:`TrainResult` or the exception to raise."""
     replies: list[Any] = [None] * len(waiting)
     groups: dict[Any, list[tuple[int, Phase]]] = {}
+    keys: set[str] = set()
     for i, run in enumerate(waiting):
         assert run.request is not None
+        key = run.request.share_key
+        if key is not None and key in keys:  # the same training as an earlier run's here:
+            replies[i] = TRAINED_ALONGSIDE   # that run stores it before this one goes on
+            continue
+        if key is not None:
+            keys.add(key)
         try:
             phase = open_phase(run.request, progress_bar=False)
         except Exception as exc:  # noqa: BLE001 - the run records it as it would alone
