@@ -66,6 +66,8 @@ class Preset:
     test_subset: int | None = None
     # A reduced budget: every method's recipe at this many epochs (milestones scaled along).
     epochs: int | None = None
+    # The paper preset this one is a reduced version of (``bench figures --paper --preset``).
+    reduces: str | None = None
 
     def recipe_for(self, method: str, scale: float = 1.0) -> Recipe:
         """The recipe ``method`` trains with in this preset (at the preset's ``epochs`` where
@@ -128,6 +130,7 @@ PRESETS: dict[str, Preset] = {
             method_recipes={"pemn-mp": "edge-popup"},
             method_densities={"pemn-mp": (0.5,)},
             epochs=4,
+            reduces="px-cifar10-resnet20",
         ),
         Preset(
             name="pemn-convmixer",

@@ -6,7 +6,7 @@ from PIL import Image
 from test_report import PX_MATCH, Parser, build_spend_store, build_stores, records
 
 from bench import reports as report
-from bench.cli import build_parser
+from bench.cli import build_parser, main
 from bench.errors import BenchError
 from bench.presets import PX_METHODS, get_preset
 from bench.registry import methods
@@ -75,6 +75,43 @@ def test_paper_mode_draws_what_is_there_and_lists_the_rest(stores, capsys, tmp_p
     assert code == 1 and "pemn-bars: nothing to draw" in out
     assert "--preset pemn-convmixer --methods dense,pemn-mask,pemn-one-layer,pemn-mp," in out
     assert not (tmp_path / "pemn-bars-x0.00625.png").exists()
+
+
+REDUCED = "px-cifar10-resnet20-reduced"
+REDUCED_MATCH = ["--budget-scale", "0.25", "--width", "0.25", "--train-subset", "500",
+                 "--test-subset", "200"]
+
+
+def test_paper_figure_from_a_reduced_preset_is_marked_and_lists_its_own_grid(
+        cifar10_dir, capsys, tmp_path):
+    results = tmp_path / "runs"
+    assert main(["run", "--preset", REDUCED, "--methods", "dense,random", "--densities", "0.1",
+                 "--seeds", "0", *REDUCED_MATCH, "--device", "cpu", "--no-progress",
+                 "--data-dir", str(cifar10_dir), "--results", str(results)]) == 0
+    out_dir = tmp_path / "figures"
+    code, out = figures_cli(capsys, "--results", str(results), "--out", str(out_dir),
+                            "--paper", "px", "--preset", REDUCED, *REDUCED_MATCH)
+    assert code == 1  # the reduced grid is not complete either
+    assert_picture(out_dir / "px-fig2-reduced-x0.25.png")
+    grid = len(report.preset_grid(get_preset(REDUCED)))
+    assert f"px-fig2-reduced: 2 of {grid} runs finished" in out  # dense once, not twice
+    commands = [line.split() for line in out.splitlines()
+                if line.strip().startswith("python -m bench run")]
+    assert commands and all(c[c.index("--preset") + 1] == REDUCED for c in commands)
+    assert "px-cifar100-vgg16" not in out  # only the preset it stands in for is replaced
+    # the figure's title and caption say so; the budget line names the reduced epochs
+    figure = figures.reduced_figure(figures.PAPERS["px"][0], REDUCED)
+    assert figure.title_suffix == " (reduced budget)" and figure.presets == (REDUCED,)
+    assert "stands in for px-cifar10-resnet20" in figure.note
+    frame = report.preset_frame(report.records_frame(results), get_preset(REDUCED),
+                                report.GridOptions(0.25, 0.25, 500, 200), ("dense",))
+    caption = figures.caption_text(report.summary_table(frame))
+    assert "Budget: edge-popup, 1 of 100 ep for pemn-mp; px-resnet20, 1 of 160 ep for " \
+        "dense, px-2024, px-clean, random, snip, synflow." in caption
+    assert figures.reduced_figure(figures.PAPERS["pemn"][0], REDUCED) is None
+    with pytest.raises(BenchError, match="is not a reduced version of a preset of paper pemn"):
+        figures_cli(capsys, "--results", str(results), "--out", str(out_dir),
+                    "--paper", "pemn", "--preset", REDUCED, *REDUCED_MATCH)
 
 
 def test_preset_filter_names_the_budget_in_the_caption(stores, capsys, tmp_path):

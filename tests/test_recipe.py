@@ -5,6 +5,8 @@ import math
 import pytest
 
 from bench.errors import BenchError
+from bench.grid import preset_specs
+from bench.presets import get_preset
 from bench.recipe import Recipe, lr_factor
 
 
@@ -71,3 +73,19 @@ def test_defaults_are_pinned():
         "weight_decay": 1e-4, "schedule": "cosine", "milestones": [], "gamma": 0.1, "knots": [],
         "warmup_epochs": 0.0, "label_smoothing": 0.0, "augment": "crop-flip",
     }
+
+
+def test_a_reduced_preset_cuts_every_recipe_to_its_epochs():
+    preset = get_preset("px-cifar10-resnet20-reduced")
+    full = get_preset(preset.reduces)
+    px = preset.recipe_for("px-2024")
+    assert px == full.recipe_for("px-2024").with_epochs(4)
+    assert (px.epochs, px.milestones, px.lr, px.schedule) == (4, (2, 3), 0.1, "multistep")
+    pemn = preset.recipe_for("pemn-mp")  # the mask learner keeps Edge-Popup's recipe
+    assert (pemn.epochs, pemn.schedule, pemn.weight_decay) == (4, "cosine", 5e-4)
+    assert preset.recipe_for("snip", scale=0.25).epochs == 1  # --budget-scale applies after
+    specs = preset_specs(preset)
+    assert {s.recipe.epochs for s in specs} == {4}
+    assert sorted((s.method, s.density) for s in specs if s.method in ("dense", "pemn-mp")) \
+        == [("dense", 1.0), ("pemn-mp", 0.5)]
+    assert len(specs) == 2 + 5 * 2

@@ -37,8 +37,9 @@ def preset_frame(frame: pd.DataFrame, preset: Preset, options: GridOptions = NO_
         row["item"] = item
         rows.append(row)
     if reference:
+        in_grid = {spec.key for _, spec in grid}
         for item, spec in preset_grid(preset, options, reference):
-            if spec.key in have.index:
+            if spec.key in have.index and spec.key not in in_grid:
                 row = have.loc[spec.key].to_dict()
                 row["key"] = spec.key
                 row["item"] = item

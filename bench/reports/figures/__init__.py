@@ -2,8 +2,9 @@
 
 ``python -m bench figures`` draws, from whatever runs the store holds (filtered like
 ``bench report``), the kinds of :mod:`bench.reports.figures.kinds`; ``--paper px|pemn|all``
-draws exactly the figures of that protocol from the runs of its presets, and lists every run
-the store lacks with the ``bench run`` command that makes it. Every method keeps one colour
+draws exactly the figures of that protocol from the runs of its presets (or, with
+``--preset``, of a reduced version of one), and lists every run the store lacks with the
+``bench run`` command that makes it. Every method keeps one colour
 and marker in every figure (colour-blind-safe Okabe-Ito and Tol colours); every figure has a
 caption line with the data set and the budget.
 """
@@ -17,6 +18,7 @@ from bench.reports.figures.command import (
     PaperFigure,
     add_arguments,
     command,
+    reduced_figure,
 )
 from bench.reports.figures.kinds import DEFAULT_KINDS, DEFAULT_TITLES, FILE_NAMES, KINDS, Kind
 from bench.reports.figures.layout import save
@@ -31,5 +33,5 @@ __all__ = [
     "FILE_NAMES", "KINDS", "METHOD_STYLES", "PAPERS", "Kind", "PaperFigure", "Series",
     "add_arguments", "caption_text", "command", "figure_bytes", "figure_pemn_bars",
     "figure_pemn_curves", "figure_sparsity", "merge_close", "method_style", "pareto_front",
-    "pemn_name", "save", "series_of",
+    "pemn_name", "reduced_figure", "save", "series_of",
 ]

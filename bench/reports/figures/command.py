@@ -1,13 +1,14 @@
 """``python -m bench figures``: PNG and PDF figures from the run store; nothing trains.
 
 ``--paper px|pemn|all`` draws exactly the figures of that protocol from the runs of its
-presets, and lists every run the store lacks with the ``bench run`` command that makes it.
+presets, and lists every run the store lacks with the ``bench run`` command that makes it;
+``--paper px --preset NAME`` draws it from a reduced version of one of those presets.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,7 @@ class PaperFigure:
     presets: tuple[str, ...]
     reference: tuple[str, ...] = ()
     note: str = ""
+    title_suffix: str = ""
 
 
 PAPERS: dict[str, tuple[PaperFigure, ...]] = {
@@ -67,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"without --paper: comma-separated figures from {', '.join(KINDS)} "
                         f"(default {','.join(DEFAULT_KINDS)})")
     parser.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME",
-                        help="without --paper: only runs of this preset's grid")
+                        help="only runs of this preset's grid; with --paper, a reduced "
+                        "version of one of the paper's presets drawn in its place (e.g. "
+                        "px-cifar10-resnet20-reduced), its figures marked 'reduced budget'")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"folder for the PNG and PDF files (default {DEFAULT_OUT})")
 
@@ -93,6 +97,19 @@ def _presets_note(names: tuple[str, ...] | list[str], options: GridOptions) -> s
             + (f" ({described})" if described else "") + ".")
 
 
+def reduced_figure(figure: PaperFigure, preset: str) -> PaperFigure | None:
+    """``figure`` drawn from ``preset``, a reduced version of one of its presets, alone and
+    marked so in its title and name; None when ``preset`` reduces none of them."""
+    stands_in = get_preset(preset).reduces
+    if stands_in not in figure.presets:
+        return None
+    note = (f"Reduced budget: preset {preset} stands in for {stands_in}, whose other "
+            "runs are not drawn; the paper's figure used the full budget.")
+    return replace(figure, name=f"{figure.name}-reduced", presets=(preset,),
+                   note=" ".join(n for n in (figure.note, note) if n),
+                   title_suffix=" (reduced budget)")
+
+
 def _draw_paper_figure(figure: PaperFigure, args: argparse.Namespace, root: Path,
                        store: pd.DataFrame, options: GridOptions) -> bool:
     """Draw one figure of a protocol from what the store has; True when runs are missing."""
@@ -106,8 +123,9 @@ def _draw_paper_figure(figure: PaperFigure, args: argparse.Namespace, root: Path
     extra = [_presets_note(figure.presets, options)]
     if figure.note:
         extra.append(figure.note)
-    fig = DRAW[figure.kind](table, title=TITLES.get(figure.name, None)
-                            or DEFAULT_TITLES[figure.kind], extra=extra)
+    title = (TITLES.get(figure.name.removesuffix("-reduced"), None)
+             or DEFAULT_TITLES[figure.kind]) + figure.title_suffix
+    fig = DRAW[figure.kind](table, title=title, extra=extra)
     done = int((frame["status"] == "finished").sum())
     if fig is None:
         print(f"{figure.name}: nothing to draw, no finished run of "
@@ -133,8 +151,15 @@ def _draw_paper_figure(figure: PaperFigure, args: argparse.Namespace, root: Path
 
 def _draw_paper(args: argparse.Namespace, root: Path, options: GridOptions) -> int:
     store = store_frame(root, required=False)
+    figures = list(PAPERS[args.paper])
+    if args.preset:
+        figures = [f for f in (reduced_figure(f, args.preset) for f in figures) if f]
+        if not figures:
+            papers = sorted({p for f in PAPERS[args.paper] for p in f.presets})
+            raise BenchError(f"--preset {args.preset} is not a reduced version of a preset "
+                             f"of paper {args.paper} ({', '.join(papers)}); drop --preset")
     incomplete = False
-    for figure in PAPERS[args.paper]:
+    for figure in figures:
         incomplete |= _draw_paper_figure(figure, args, root, store, options)
     return 1 if incomplete else 0
 
@@ -178,8 +203,6 @@ def command(args: argparse.Namespace) -> int:
     root = results_root(args.results)
     if not args.paper:
         return _draw_kinds(args, root, options)
-    if args.preset:
-        raise BenchError("--paper reads its own presets; drop --preset")
     if args.kind != ",".join(DEFAULT_KINDS):
         raise BenchError("--paper draws its protocol's figures; drop --kind")
     return _draw_paper(args, root, options)
