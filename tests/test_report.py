@@ -459,6 +459,11 @@ def test_report_reads_an_exported_snapshot(capsys):
     assert set(frame["method"]) == {r["spec"]["method"] for r in data["records"]}
     code, out = report_cli(capsys, "--results", str(snapshot), "--format", "md")
     assert code == 0 and "| dense" in out
+    # runs its preset lacks are made in a run store, never "into" the read-only export
+    code, out = report_cli(capsys, "--results", str(snapshot), "--preset", "smoke")
+    commands = [line for line in out.splitlines() if "python -m bench run" in line]
+    assert commands and not any("--results" in c for c in commands)
+    assert f"({snapshot} is a `bench export` file: run them into a run store)" in out
 
 
 def test_degenerate_pruning_rounds_are_flagged_in_tables():

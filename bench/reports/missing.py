@@ -79,7 +79,7 @@ class MissingGroup:
         if self.seeds is not None:
             args += ["--seeds", ",".join(str(s) for s in self.seeds)]
         args += options.run_args()
-        if results is not None:
+        if results is not None and not Path(results).is_file():  # an export is read-only
             args += ["--results", str(results)]
         return shlex.join(args)
 
@@ -131,6 +131,8 @@ def missing_report(groups: Sequence[MissingGroup], options: GridOptions,
                    results: Path | None) -> list[str]:
     """One line per group of unfinished runs, then the command that produces them."""
     lines = []
+    if groups and results is not None and Path(results).is_file():
+        lines.append(f"  ({results} is a `bench export` file: run them into a run store)")
     for g in groups:
         lines.append(f"  {g.describe()}:")
         lines.append(f"    {g.command(options, results)}")
