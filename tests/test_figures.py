@@ -99,6 +99,10 @@ def test_paper_figure_from_a_reduced_preset_is_marked_and_lists_its_own_grid(
                 if line.strip().startswith("python -m bench run")]
     assert commands and all(c[c.index("--preset") + 1] == REDUCED for c in commands)
     assert "px-cifar100-vgg16" not in out  # only the preset it stands in for is replaced
+    code, out = figures_cli(capsys, "--results", str(results), "--out", str(out_dir),
+                            "--preset", REDUCED, *REDUCED_MATCH, "--kind", "bytes")
+    assert code == 0 and f"{REDUCED}-accuracy-vs-bytes.png" in out
+    assert_picture(out_dir / f"{REDUCED}-accuracy-vs-bytes.png")
     # the figure's title and caption say so; the budget line names the reduced epochs
     figure = figures.reduced_figure(figures.PAPERS["px"][0], REDUCED)
     assert figure.title_suffix == " (reduced budget)" and figure.presets == (REDUCED,)

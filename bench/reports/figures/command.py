@@ -177,9 +177,11 @@ def _draw_kinds(args: argparse.Namespace, root: Path, options: GridOptions) -> i
     table = summary_table(frame)
     prefix = f"{args.preset}-" if args.preset else ""
     extra = [_presets_note([args.preset], options)] if args.preset else []
+    reduced = bool(args.preset) and get_preset(args.preset).epochs is not None
     drawn = 0
     for kind in kinds:
-        fig = DRAW[kind](table, extra=extra)
+        title = DEFAULT_TITLES[kind] + (" (reduced budget)" if reduced else "")
+        fig = DRAW[kind](table, title=title, extra=extra)
         if fig is None:
             print(f"{kind}: nothing to draw from these runs")
             continue
