@@ -9,6 +9,7 @@ fingerprints (and the code) agree, and ``bench compare`` compares exactly only t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -134,8 +135,14 @@ def describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
                      if old.get(k) != new.get(k)) or "no difference"
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The suite's git commit (with ``+dirty`` for uncommitted changes), or None outside git."""
+    """The suite's git commit (with ``+dirty`` for uncommitted changes), or None outside git.
+
+    Read once per process: the code a process runs is what it loaded, so a commit made in
+    the checkout while a grid runs must not relabel its later runs (it did: one grid's
+    records named three commits).
+    """
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(

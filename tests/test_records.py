@@ -392,3 +392,19 @@ def test_the_final_model_is_evaluated_once_where_the_codec_is_lossless(
     assert len(calls) == 3  # both epochs in the engine
     [lossy] = [r for _, r in RunStore(tmp_path / "f16").records()]
     assert "test_of" not in lossy["log"][-1] and "test_accuracy" in lossy["log"][-1]
+
+
+def test_the_code_version_is_read_once_per_process(monkeypatch):
+    """A commit made in the checkout while a grid runs does not relabel its later runs."""
+    from bench import provenance
+
+    provenance.git_commit.cache_clear()
+    first = provenance.git_commit()
+    calls = []
+    monkeypatch.setattr(provenance.subprocess, "run",
+                        lambda *a, **k: calls.append(a) or subprocess.CompletedProcess(a, 0, ""))
+    assert provenance.git_commit() == first and not calls
+    provenance.git_commit.cache_clear()
+    provenance.git_commit()
+    assert calls  # uncached, it would have asked git again
+    provenance.git_commit.cache_clear()

@@ -46,6 +46,7 @@ def caption_text(table: pd.DataFrame, *, extra: Sequence[str] = (),
     partial = bool(((done["n"] < done["runs"]) | (done["n"] < nseeds)).any())
     if partial or done["layer_collapse"].sum():
         parts.append("Red notes by a point: n = finished of expected seeds; collapsed = runs "
-                     "whose pruning left a layer with no weight (the network is cut).")
+                     "whose pruning left a layer with no weight (a plain network is cut; in a "
+                     "residual block the shortcut still carries the signal past it).")
     parts.extend(extra)
     return " ".join(parts)

@@ -61,7 +61,8 @@ def seed_count(part: pd.DataFrame) -> int:
 def cell_notes(x: Sequence[float], rows: pd.DataFrame, seeds: int
                ) -> list[tuple[float, float, str]]:
     """Notes for points: ``n=1/2`` when seeds are missing or failed, ``collapsed 2/2`` when
-    finished runs left a layer with no weight (the network is cut)."""
+    finished runs left a layer with no weight (a plain network is cut, a residual branch
+    bypassed)."""
     out = []
     for xi, r in zip(x, rows.itertuples()):
         expected = max(seeds, r.runs)
