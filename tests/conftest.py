@@ -169,3 +169,14 @@ def straight_grid(cifar10_dir, tmp_path_factory) -> dict[str, tuple]:
     result = outcome(root)
     assert len(result) == RUNS and all(v[0] == "finished" for v in result.values())
     return result
+
+
+@pytest.fixture(scope="session")
+def data64(cifar10_dir):
+    """300/100 real CIFAR-10 images whose batches come out in float64."""
+    from bench.data import load_data
+
+    data = load_data("cifar10", cifar10_dir, "cpu", 300, 100, download=False)
+    normalize = data.normalize
+    data.normalize = lambda x: normalize(x).double()
+    return data

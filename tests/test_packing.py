@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from float64_training import RECIPE, assert_same_state, masked_models, opened
 
-from bench.data import load_data
 from bench.engine import EngineOptions, TrainResult
-from bench.engine.loop import Diverged, TrainRequest, open_phase, run_phase, train
+from bench.engine.loop import Diverged, run_phase, train
 from bench.engine.packed import pack_signature, packable, train_packed
 from bench.harness.packing import run_packed
 from bench.models import build_model
@@ -22,40 +22,6 @@ from bench.pruning import prunable_layers
 from bench.recipe import Recipe
 
 OPTIONS = EngineOptions()
-
-
-def opened(*args, **kwargs):
-    """A phase opened as engine.train would open it with these arguments."""
-    return open_phase(TrainRequest(*args, **kwargs))
-
-
-@pytest.fixture(scope="module")
-def data64(cifar10_dir):
-    """300/100 real CIFAR-10 images whose batches come out in float64."""
-    data = load_data("cifar10", cifar10_dir, "cpu", 300, 100, download=False)
-    normalize = data.normalize
-    data.normalize = lambda x: normalize(x).double()
-    return data
-
-
-RECIPE = Recipe(epochs=2, batch_size=100, lr=0.1, schedule="cosine", weight_decay=5e-4)
-
-
-def masked_models(n: int = 3) -> list[torch.nn.Module]:
-    """``n`` float64 ResNet-20s (width 0.25) of different seeds and random masks."""
-    models = []
-    for seed in range(n):
-        model = build_model("resnet20", 10, seed=seed, width=0.25).double()
-        g = torch.Generator().manual_seed(100 + seed)
-        for _, layer in prunable_layers(model):
-            layer.set_mask(torch.rand(layer.weight.shape, generator=g) < 0.3 + 0.2 * seed)
-        models.append(model)
-    return models
-
-
-def assert_same_state(a: torch.nn.Module, b: torch.nn.Module, atol: float = 1e-10) -> None:
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
-        assert torch.allclose(x.double(), y.double(), rtol=0, atol=atol), name
 
 
 def assert_same_log(one: TrainResult, packed: TrainResult, rel: float = 1e-6) -> None:

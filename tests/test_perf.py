@@ -95,6 +95,20 @@ def test_a_small_cpu_measurement_prints_and_writes_every_loop(cifar10_dir, tmp_p
 
 
 @pytest.mark.slow
+def test_the_update_section_times_torchs_step_and_the_compiled_update(tmp_path):
+    assert main(["perf", "--device", "cpu", "--sections", "update", "--repeats", "1",
+                 "--warmup", "0", "--out", str(tmp_path)]) == 0
+    [path] = tmp_path.glob("*.json")
+    rows = json.loads(path.read_text())["update"]
+    assert [(r["optimizer"], r["update"]) for r in rows] == [
+        ("sgd nesterov", "torch step"), ("sgd nesterov", "compiled"),
+        ("adamw", "torch step"), ("adamw", "compiled")]
+    for torch_step, compiled in (rows[0:2], rows[2:4]):
+        assert torch_step["vs_torch_step"] == 1 and compiled["median_s"] > 0
+        assert compiled["vs_torch_step"] == compiled["median_s"] / torch_step["median_s"]
+
+
+@pytest.mark.slow
 def test_the_grid_section_runs_a_scaled_grid_packed_and_not(cifar10_dir, tmp_path, capsys):
     """A small PX grid (1 of 160 epochs on 300 images), one run at a time and packed in
     pairs: both finish every run, and the projection scales training to the full budget."""

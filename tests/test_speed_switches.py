@@ -47,6 +47,7 @@ def test_switches_default_to_on_for_cuda_and_off_for_cpu():
     compiled = replace(cuda, compile=True)
     assert compiled.use_cuda_graphs and not replace(compiled, cuda_graphs=False).use_cuda_graphs
     assert not compiled.plain().use_cuda_graphs
+    assert not compiled.use_fused_optimizer  # the compiled update steps instead
     assert not EngineOptions(compile=True, cuda_graphs=True).use_cuda_graphs  # CPU: none
     assert cuda.use_cudnn_benchmark and not cuda.plain().use_cudnn_benchmark
     assert not EngineOptions(cudnn_benchmark=True).use_cudnn_benchmark  # CPU: no cuDNN
@@ -136,16 +137,16 @@ def test_smoke_run_accuracy_is_unchanged_by_compiling(cifar10_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_gpu_numerics_on_cpu_bf16_fused_compiled_match_plain(cifar10_dir):
-    """The CUDA path's numerics (bf16 autocast, fused SGD, compile), run on CPU, reach the
-    plain float32 accuracy on the same real smoke run (half width, since CPU bf16 is slow;
-    channels_last is left out, see ``one_thread``)."""
+def test_gpu_numerics_on_cpu_bf16_compiled_match_plain(cifar10_dir):
+    """The CUDA path's numerics (bf16 autocast, the compiled step and its update), run on
+    CPU, reach the plain float32 accuracy on the same real smoke run (half width, since
+    CPU bf16 is slow; channels_last is left out, see ``one_thread``)."""
     data = load_data("cifar10", cifar10_dir, "cpu", 2000, 1000, download=False)
     recipe = get_recipe("smoke")
-    gpu_like = EngineOptions(compile=True, bf16=True, fused_optimizer=True, eval_every=0)
+    gpu_like = EngineOptions(compile=True, bf16=True, eval_every=0)
     assert gpu_like.switches() == {"compile": True, "cuda_graphs": False,
                                    "channels_last": False, "bf16": True,
-                                   "fused_optimizer": True, "cudnn_benchmark": False}
+                                   "fused_optimizer": False, "cudnn_benchmark": False}
     accuracy = {}
     for name, options in (("plain", PLAIN), ("gpu-like", gpu_like)):
         model = prepare_model(build_model("resnet20", 10, seed=0, width=0.5), options)

@@ -6,8 +6,10 @@ channels_last tensors in bfloat16 autocast with fused optimisers, and optionally
 are summed on the device and read once per epoch. Reported accuracy is the final epoch's.
 
 Modules: :mod:`~bench.engine.options` (:class:`EngineOptions` and the speed switches),
-:mod:`~bench.engine.optimizer`, :mod:`~bench.engine.loop` (:func:`train`),
-:mod:`~bench.engine.evaluate` and :mod:`~bench.engine.checkpoints`.
+:mod:`~bench.engine.optimizer`, :mod:`~bench.engine.step` (forward and loss) and
+:mod:`~bench.engine.update` (the optimiser's update), both compiled under ``--compile``,
+:mod:`~bench.engine.loop` (:func:`train`), :mod:`~bench.engine.packed` (several runs in one
+step), :mod:`~bench.engine.evaluate` and :mod:`~bench.engine.checkpoints`.
 """
 
 from bench.engine.checkpoints import TrainResult, progress_path, state_snapshot

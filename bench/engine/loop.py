@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -29,13 +28,9 @@ from bench.engine.checkpoints import (
 )
 from bench.engine.evaluate import evaluate
 from bench.engine.optimizer import make_optimizer
-from bench.engine.options import (
-    EngineOptions,
-    autocast,
-    compile_model,
-    model_input,
-    step_begin,
-)
+from bench.engine.options import EngineOptions, model_input, step_begin
+from bench.engine.step import LossFunction, loss_function
+from bench.engine.update import Update
 from bench.fsutil import write_json_atomic
 from bench.recipe import Recipe, lr_factor
 
@@ -73,8 +68,9 @@ class Phase:
     """One call of :func:`train` (or one run of a packed group): what every epoch needs."""
 
     model: nn.Module
-    forward: nn.Module
+    loss: LossFunction
     optimizer: torch.optim.Optimizer
+    update: Update
     data: DeviceData
     recipe: Recipe
     options: EngineOptions
@@ -135,9 +131,10 @@ def open_phase(request: TrainRequest, progress_bar: bool = True) -> Phase | Trai
         disable=not (r.options.progress and progress_bar),
         dynamic_ncols=True,
     )
-    return Phase(model, model, optimizer, r.data, r.recipe, r.options, r.seed, steps_per_epoch,
-                 bar, progress, start_epoch, r.checkpoint, r.snapshot_epochs, r.description,
-                 r.evaluate_last)
+    return Phase(model, loss_function(r.recipe, r.options), optimizer,
+                 Update(optimizer, r.options), r.data, r.recipe, r.options, r.seed,
+                 steps_per_epoch, bar, progress, start_epoch, r.checkpoint, r.snapshot_epochs,
+                 r.description, r.evaluate_last)
 
 
 def train(
@@ -174,7 +171,6 @@ def train(
 def run_phase(phase: Phase) -> TrainResult:
     """Train an opened phase (:func:`open_phase`) to its last epoch."""
     options, recipe, model = phase.options, phase.recipe, phase.model
-    phase.forward = compile_model(model, options)
     model.train()
     step = phase.progress.step
     for epoch in range(phase.start_epoch, recipe.epochs):
@@ -229,7 +225,7 @@ def epoch_entry(phase: Phase, epoch: int, sums: EpochSums, train_seconds: float
 def _steps(phase: Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, int, float]:
     """The optimiser steps of one epoch: the device sums of loss and correct predictions, the
     images seen, the next global step and the last learning rate."""
-    recipe, options, optimizer = phase.recipe, phase.options, phase.optimizer
+    recipe, options = phase.recipe, phase.options
     loss_sum = torch.zeros((), device=options.device)
     correct = torch.zeros((), device=options.device, dtype=torch.long)
     seen = 0
@@ -238,16 +234,12 @@ def _steps(phase: Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, in
         x = model_input(x, options)
         step_begin(options)
         lr = recipe.lr * lr_factor(recipe, step, phase.steps_per_epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(options):
-            logits = phase.forward(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+        loss, hits = phase.loss(phase.model, x, y)
+        phase.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        phase.update(lr)
         loss_sum += loss.detach() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += hits
         seen += len(y)
         step += 1
         phase.bar.update(1)

@@ -7,11 +7,14 @@ import contextlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from bench.hostmem import tune_host_malloc
+
+_F = TypeVar("_F")
 
 
 @dataclass(frozen=True)
@@ -19,14 +22,17 @@ class EngineOptions:
     """How to run, as opposed to what to compute: none of this enters a run key.
 
     The speed switches change rounding, not the computation: ``channels_last`` (NHWC
-    tensors), ``bf16`` (bfloat16 autocast) and ``fused_optimizer`` (one kernel per
-    optimiser step). ``None`` means "on CUDA only": CPUs without bfloat16 units run bf16
-    about 10x slower, and torch 2.13's oneDNN (AVX2) gets channels_last wrong on CPU: with
-    2 threads its conv weight gradients are off by up to 6.5% (tests/test_speed_switches),
-    and its 1x1-convolution backward hangs or crashes on narrow layers (ResNet-20 at width
-    0.25). So CPU runs stay float32 NCHW unless asked.
-    ``compile`` wraps the model in ``torch.compile`` (inductor); compiled graphs are cached
-    on disk, so later runs of a grid reuse them (see :func:`compile_model`).
+    tensors), ``bf16`` (bfloat16 autocast) and ``fused_optimizer`` (torch's one-kernel
+    optimiser step; compiling replaces it by its own fused update). ``None`` means "on CUDA
+    only": CPUs without bfloat16 units run bf16 about 10x slower, and torch 2.13's oneDNN
+    (AVX2) gets channels_last wrong on CPU: with 2 threads its conv weight gradients are
+    off by up to 6.5% (tests/test_speed_switches), and its 1x1-convolution backward hangs
+    or crashes on narrow layers (ResNet-20 at width 0.25). So CPU runs stay float32 NCHW
+    unless asked.
+    ``compile`` compiles each training step with ``torch.compile`` (inductor): the model's
+    forward with its loss (:mod:`bench.engine.step`), their backward, and the optimiser's
+    update (:mod:`bench.engine.update`); compiled graphs are cached on disk, so later runs
+    of a grid reuse them (see :func:`compile_function`).
     ``cuda_graphs`` (None: on whenever compiling on CUDA) replays each compiled forward and
     backward as one CUDA graph ("reduce-overhead"): at CIFAR sizes a step launches hundreds
     of small kernels and the host's launching, not the GPU, sets the pace.
@@ -59,6 +65,8 @@ class EngineOptions:
 
     @property
     def use_fused_optimizer(self) -> bool:
+        if self.compile:
+            return False  # the compiled update (bench.engine.update) steps instead
         return self.cuda if self.fused_optimizer is None else self.fused_optimizer
 
     @property
@@ -115,7 +123,13 @@ def model_input(x: Tensor, options: EngineOptions) -> Tensor:
 
 def compile_model(model: nn.Module, options: EngineOptions) -> nn.Module:
     """What a training loop calls: ``model`` itself, or with ``options.compile``
-    ``torch.compile(model)`` with inductor's on-disk cache kept across processes.
+    ``torch.compile(model)`` as :func:`compile_function` compiles."""
+    return compile_function(model, options.use_cuda_graphs) if options.compile else model
+
+
+def compile_function(function: _F, cuda_graphs: bool) -> _F:
+    """``torch.compile(function)`` with inductor's on-disk cache kept across processes, as
+    CUDA graphs where ``options`` use them (and ``cuda_graphs`` allows).
 
     Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, the cache lives in
     ``~/.cache/bench/inductor``, so every run of a grid after the first of an
@@ -125,20 +139,18 @@ def compile_model(model: nn.Module, options: EngineOptions) -> nn.Module:
     CUDA graphs, every new model of a grid (new parameter addresses) records its graphs
     anew; the limit on such re-recordings is raised to match.
     """
-    if not options.compile:
-        return model
     import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
 
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
                           str(Path.home() / ".cache" / "bench" / "inductor"))
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-    if not options.use_cuda_graphs:
-        return torch.compile(model)
+    if not cuda_graphs:
+        return torch.compile(function)
     triton = inductor_config.triton
     triton.cudagraph_unexpected_rerecord_limit = max(
         triton.cudagraph_unexpected_rerecord_limit, 100_000)
-    return torch.compile(model, mode="reduce-overhead")
+    return torch.compile(function, mode="reduce-overhead")
 
 
 def step_begin(options: EngineOptions) -> None:

@@ -39,7 +39,9 @@ from bench.engine.loop import (
     record_epoch,
 )
 from bench.engine.optimizer import make_optimizer
-from bench.engine.options import autocast, step_begin
+from bench.engine.options import autocast, compile_function, step_begin
+from bench.engine.step import at_least_float32
+from bench.engine.update import Update
 from bench.recipe import lr_factor
 
 
@@ -149,14 +151,15 @@ def _copy(value: Any) -> Any:
 
 
 def _loss_function(phase: Phase) -> Callable[..., tuple[Tensor, Tensor]]:
-    """``(params, buffers, x, y) -> (loss, logits)`` of one model, for vmap."""
+    """``(params, buffers, x, y) -> (loss, correct predictions)`` of one model, for vmap."""
     base = copy.deepcopy(phase.model).to("meta").train()
     smoothing = phase.recipe.label_smoothing
 
     def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
              ) -> tuple[Tensor, Tensor]:
-        logits = functional_call(base, (params, buffers), (x,)).float()
-        return F.cross_entropy(logits, y, label_smoothing=smoothing), logits
+        logits = at_least_float32(functional_call(base, (params, buffers), (x,)))
+        hits = (logits.detach().argmax(-1) == y).sum()
+        return F.cross_entropy(logits, y, label_smoothing=smoothing), hits
 
     return loss
 
@@ -167,7 +170,8 @@ def _packed_steps(phases: Sequence[Phase], stack: _Stack, epoch: int, step: int,
     """One epoch's optimiser steps for the whole pack: per-run device sums of loss and
     correct predictions (shape K), images per run, the next step and the last rate."""
     first = phases[0]
-    recipe, options, optimizer = first.recipe, first.options, stack.optimizer
+    recipe, options = first.recipe, first.options
+    update = Update(stack.optimizer, options)
     k = len(phases)
     loss_sum = torch.zeros(k, device=options.device)
     correct = torch.zeros(k, device=options.device, dtype=torch.long)
@@ -179,15 +183,13 @@ def _packed_steps(phases: Sequence[Phase], stack: _Stack, epoch: int, step: int,
         ys = torch.stack([y for _, y in batches])
         step_begin(options)
         lr = recipe.lr * lr_factor(recipe, step, first.steps_per_epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         with autocast(options):
-            losses, logits = forward(stack.params, stack.buffers, xs, ys)
-        optimizer.zero_grad(set_to_none=True)
+            losses, hits = forward(stack.params, stack.buffers, xs, ys)
+        stack.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # each model's gradient is its own loss's
-        optimizer.step()
+        update(lr)
         loss_sum += losses.detach() * ys.shape[1]
-        correct += (logits.detach().argmax(-1) == ys).sum(1)
+        correct += hits
         seen += ys.shape[1]
         step += 1
         bar.update(1)
@@ -205,7 +207,7 @@ def train_packed(phases: Sequence[Phase]) -> list[TrainResult | Diverged]:
     recipe, options = first.recipe, first.options
     forward = vmap(_loss_function(first))
     if options.compile:
-        forward = torch.compile(forward)
+        forward = compile_function(forward, cuda_graphs=False)
     bar = tqdm(total=(recipe.epochs - first.start_epoch) * first.steps_per_epoch,
                desc=f"{len(phases)} packed", unit="step", leave=False,
                disable=not options.progress, dynamic_ncols=True)

@@ -27,9 +27,10 @@ from bench.perf.process import process_rows
 from bench.perf.scoring import scoring_rows
 from bench.perf.targets import target_rows
 from bench.perf.timing import PerfConfig, device_name
+from bench.perf.update import update_rows
 from bench.registry import get_method, parse_method_item
 
-SECTIONS = ("epoch", "masked", "scoring", "packing", "grid", "profile", "process")
+SECTIONS = ("epoch", "masked", "update", "scoring", "packing", "grid", "profile", "process")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,6 +194,7 @@ def measure(cfg: PerfConfig, data: DeviceData | None, sections: list[str], profi
     sections_rows: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "epoch": lambda: epoch_rows(cfg, data),
         "masked": lambda: masked_rows(cfg),
+        "update": lambda: update_rows(cfg),
         "scoring": lambda: scoring_rows(cfg, data),
         "packing": lambda: packing_rows(cfg),
         "grid": lambda: grid_rows(cfg),

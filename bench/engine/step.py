@@ -1,0 +1,44 @@
+"""The forward half of a training step as one function of (model, images, labels): the
+logits, the loss and the count of correct predictions (:func:`loss_function`). Under
+``--compile`` the loss and its gradient run inside the model's graph (and CUDA graph)
+instead of as eager kernels after it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.engine.options import EngineOptions, compile_function
+from bench.recipe import Recipe
+
+LossFunction = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
+"""``(model, x, y) -> (mean loss, correct predictions)``, both device scalars."""
+
+
+def classification_loss(model: nn.Module, x: Tensor, y: Tensor, label_smoothing: float,
+                        bf16: bool) -> tuple[Tensor, Tensor]:
+    """Cross-entropy of ``model(x)`` (in bfloat16 autocast with ``bf16``, the loss in at
+    least float32) and how many of its top-1 predictions are ``y``."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x)
+    loss = F.cross_entropy(at_least_float32(logits), y, label_smoothing=label_smoothing)
+    return loss, (logits.detach().argmax(-1) == y).sum()
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` in float32 if it is narrower (bfloat16 logits), else as it is (float64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def loss_function(recipe: Recipe, options: EngineOptions) -> LossFunction:
+    """:func:`classification_loss` with the recipe's label smoothing and the options'
+    precision, compiled with ``options.compile``. The compiled code is shared by every
+    model of a class (the model is an argument, not a constant of the graph)."""
+    function = classification_loss
+    if options.compile:
+        function = compile_function(classification_loss, options.use_cuda_graphs)
+    return partial(function, label_smoothing=recipe.label_smoothing, bf16=options.use_bf16)
