@@ -18,7 +18,7 @@ from torch._dynamo.utils import counters
 
 from bench.engine import EngineOptions
 from bench.engine.loop import train
-from bench.engine.step import classification_loss, loss_function
+from bench.engine.step import loss_function
 from bench.engine.update import Update
 from bench.recipe import Recipe
 
@@ -73,8 +73,8 @@ def test_compiled_update_is_torchs_step_exactly(kind):
     assert_same_state(eager, compiled, atol=1e-15)
 
 
-def test_a_new_run_reuses_the_compiled_update_and_loss():
-    loss = loss_function(Recipe(epochs=1), COMPILED)
+def test_a_new_run_reuses_the_compiled_update_and_loss(data64):
+    loss = loss_function(Recipe(epochs=1), COMPILED, data64)
     x, y = torch.randn(8, 5, dtype=torch.float64), torch.arange(8) % 3
 
     def run(seed: int) -> None:
@@ -92,14 +92,23 @@ def test_a_new_run_reuses_the_compiled_update_and_loss():
     assert graphs() == before
 
 
-def test_compiled_loss_is_the_eager_loss():
-    model = tiny(0)
-    x, y = torch.randn(16, 5, dtype=torch.float64), torch.arange(16) % 3
-    value, hits = loss_function(Recipe(epochs=1, label_smoothing=0.1), COMPILED)(model, x, y)
-    expected, expected_hits = classification_loss(model, x, y, 0.1, bf16=False)
-    assert value.dtype == torch.float64
-    assert torch.allclose(value, expected, rtol=0, atol=1e-14)
-    assert hits.item() == expected_hits.item() == (model(x).argmax(1) == y).sum().item()
+def test_compiled_loss_from_uint8_pixels_is_the_eager_loss(data64):
+    """The compiled loss normalises the batch's uint8 pixels inside its graph: the same
+    loss and count as the model on the data's own normalised images."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 30 * 30, 10)).double()
+    recipe = Recipe(epochs=1, label_smoothing=0.1)
+    before = graphs()
+    for batch in (slice(0, 16), slice(16, 32)):  # views at other offsets: one graph
+        x, y = data64.train_x[batch], data64.train_y[batch]
+        value, hits = loss_function(recipe, COMPILED, data64)(model, x, y)
+        logits = model(data64.normalize(x))
+        expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
+        assert value.dtype == torch.float64
+        assert torch.allclose(value, expected, rtol=0, atol=1e-14)
+        assert hits.item() == (logits.argmax(1) == y).sum().item()
+    assert graphs() - before == 1
 
 
 @pytest.mark.slow

@@ -497,3 +497,15 @@ def test_a_whole_epoch_augmented_at_once_equals_it_batch_by_batch(real, kind):
     if kind != "none":  # the augmentation did something
         plain = list(real.train_batches(size, seed=3, epoch=5, augment="none"))
         assert not torch.equal(plain[0][0], got[0][0])
+    raw = list(real.train_batches(size, seed=3, epoch=5, augment=kind, normalized=False))
+    for (x, y), (rx, ry) in zip(got, raw):  # the uint8 pixels the compiled step normalises
+        assert rx.dtype == torch.uint8 and torch.equal(real.normalize(rx), x)
+        assert torch.equal(ry, y)
+
+
+def test_batches_made_one_at_a_time_come_normalised_either_way(real):
+    """"pemn-authors" erases after normalising, so its batches are never uint8."""
+    raw = next(iter(real.train_batches(48, seed=3, epoch=5, augment="pemn-authors",
+                                       normalized=False)))
+    normal = next(iter(real.train_batches(48, seed=3, epoch=5, augment="pemn-authors")))
+    assert raw[0].dtype == torch.float32 and torch.equal(raw[0], normal[0])

@@ -61,9 +61,14 @@ class DeviceData:
             f"test={len(self.test_y)}, device={self.device})"
         )
 
+    @property
+    def mean_std(self) -> tuple[Tensor, Tensor]:
+        """The per-channel mean and standard deviation (shape 1x3x1x1) :meth:`normalize` uses."""
+        return self._mean, self._std
+
     def normalize(self, x_uint8: Tensor) -> Tensor:
-        """float32 ``(x/255 - mean) / std`` per channel."""
-        return (x_uint8.float() / 255.0 - self._mean) / self._std
+        """``(x/255 - mean) / std`` per channel, float32 (:func:`normalize_images`)."""
+        return normalize_images(x_uint8, self._mean, self._std)
 
     def augment(self, x_uint8: Tensor, generator: torch.Generator, kind: str) -> Tensor:
         """``x_uint8`` augmented with ``kind`` (see :func:`augment_batch`), then normalised.
@@ -81,27 +86,34 @@ class DeviceData:
         return max(1, len(self.train_y) // batch_size)
 
     def train_batches(
-        self, batch_size: int, seed: int, epoch: int, augment: str = "crop-flip"
+        self, batch_size: int, seed: int, epoch: int, augment: str = "crop-flip",
+        normalized: bool = True,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Shuffled, augmented, normalised batches of epoch ``epoch`` (drop_last).
 
         Every random draw comes from a device generator seeded by (seed, epoch), so an epoch's
-        batches are the same whether or not earlier epochs ran in this process.
+        batches are the same whether or not earlier epochs ran in this process. With
+        ``normalized`` False, the augmentations made for the whole epoch at once hand out
+        their uint8 images as they are (views of the epoch's tensor: no kernel per step), for
+        a caller that normalises them itself (the compiled step, inside its graph); the
+        others are normalised here either way, so check the dtype.
         """
         check_augment(augment)
         steps = self.steps_per_epoch(batch_size)  # checks batch_size before iteration starts
-        return self._train_batches(min(batch_size, len(self.train_y)), steps, seed, epoch, augment)
+        size = min(batch_size, len(self.train_y))
+        return self._train_batches(size, steps, seed, epoch, augment, normalized)
 
     def _train_batches(
-        self, size: int, steps: int, seed: int, epoch: int, augment: str
+        self, size: int, steps: int, seed: int, epoch: int, augment: str, normalized: bool
     ) -> Iterator[tuple[Tensor, Tensor]]:
         g = make_generator(self.device, seed, epoch)
         order = torch.randperm(len(self.train_y), generator=g, device=self.device)
         if augment in WHOLE_EPOCH:  # the same draws in the same order, one gather
             images = whole_epoch(self.train_x, order[: steps * size], size, g, augment)
+            labels = self.train_y[order[: steps * size]]
             for step in range(steps):
                 part = slice(step * size, (step + 1) * size)
-                yield self.normalize(images[part]), self.train_y[order[part]]
+                yield (self.normalize(images[part]) if normalized else images[part]), labels[part]
             return
         for step in range(steps):
             idx = order[step * size : (step + 1) * size]
@@ -146,6 +158,12 @@ class DeviceData:
             picks.append(idx[perm[:per_class]])
         index = torch.cat(picks)
         return self.augment(self.train_x[index], g, augment), self.train_y[index]
+
+
+def normalize_images(x_uint8: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """``(x/255 - mean) / std`` per channel of uint8 images, in the floating type of
+    ``mean`` (float32; float64 where the exactness tests make it so)."""
+    return (x_uint8.to(mean.dtype) / 255.0 - mean) / std
 
 
 def _per_channel(values: tuple[float, float, float], device: torch.device) -> Tensor:

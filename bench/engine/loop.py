@@ -28,7 +28,7 @@ from bench.engine.checkpoints import (
 )
 from bench.engine.evaluate import evaluate
 from bench.engine.optimizer import make_optimizer
-from bench.engine.options import EngineOptions, model_input, step_begin
+from bench.engine.options import EngineOptions, step_begin
 from bench.engine.step import LossFunction, loss_function
 from bench.engine.update import Update
 from bench.fsutil import write_json_atomic
@@ -131,7 +131,7 @@ def open_phase(request: TrainRequest, progress_bar: bool = True) -> Phase | Trai
         disable=not (r.options.progress and progress_bar),
         dynamic_ncols=True,
     )
-    return Phase(model, loss_function(r.recipe, r.options), optimizer,
+    return Phase(model, loss_function(r.recipe, r.options, r.data), optimizer,
                  Update(optimizer, r.options), r.data, r.recipe, r.options, r.seed,
                  steps_per_epoch, bar, progress, start_epoch, r.checkpoint, r.snapshot_epochs,
                  r.description, r.evaluate_last)
@@ -230,8 +230,9 @@ def _steps(phase: Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, in
     correct = torch.zeros((), device=options.device, dtype=torch.long)
     seen = 0
     lr = recipe.lr
-    for x, y in phase.data.train_batches(recipe.batch_size, phase.seed, epoch, recipe.augment):
-        x = model_input(x, options)
+    batches = phase.data.train_batches(recipe.batch_size, phase.seed, epoch, recipe.augment,
+                                       normalized=False)  # the loss function normalises
+    for x, y in batches:
         step_begin(options)
         lr = recipe.lr * lr_factor(recipe, step, phase.steps_per_epoch)
         loss, hits = phase.loss(phase.model, x, y)

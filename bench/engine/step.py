@@ -1,7 +1,8 @@
 """The forward half of a training step as one function of (model, images, labels): the
-logits, the loss and the count of correct predictions (:func:`loss_function`). Under
-``--compile`` the loss and its gradient run inside the model's graph (and CUDA graph)
-instead of as eager kernels after it."""
+normalised input, the logits, the loss and the count of correct predictions
+(:func:`loss_function`). Under ``--compile`` all of it runs in one graph (and CUDA graph),
+from the batch's uint8 pixels to the loss and its gradient, instead of as eager kernels
+around the model's graph."""
 
 from __future__ import annotations
 
@@ -12,17 +13,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.data import DeviceData
+from bench.data.device import normalize_images
 from bench.engine.options import EngineOptions, compile_function
 from bench.recipe import Recipe
 
 LossFunction = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
-"""``(model, x, y) -> (mean loss, correct predictions)``, both device scalars."""
+"""``(model, x, y) -> (mean loss, correct predictions)``, both device scalars; ``x`` uint8
+pixels or normalised images."""
 
 
-def classification_loss(model: nn.Module, x: Tensor, y: Tensor, label_smoothing: float,
-                        bf16: bool) -> tuple[Tensor, Tensor]:
+def classification_loss(model: nn.Module, x: Tensor, y: Tensor, *, label_smoothing: float,
+                        bf16: bool, channels_last: bool, mean: Tensor, std: Tensor
+                        ) -> tuple[Tensor, Tensor]:
     """Cross-entropy of ``model(x)`` (in bfloat16 autocast with ``bf16``, the loss in at
-    least float32) and how many of its top-1 predictions are ``y``."""
+    least float32) and how many of its top-1 predictions are ``y``. uint8 images are
+    normalised by ``mean`` and ``std`` first; ``channels_last`` lays the input out NHWC."""
+    if x.dtype == torch.uint8:
+        x = normalize_images(x, mean, std)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(x)
     loss = F.cross_entropy(at_least_float32(logits), y, label_smoothing=label_smoothing)
@@ -34,11 +44,14 @@ def at_least_float32(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def loss_function(recipe: Recipe, options: EngineOptions) -> LossFunction:
-    """:func:`classification_loss` with the recipe's label smoothing and the options'
-    precision, compiled with ``options.compile``. The compiled code is shared by every
-    model of a class (the model is an argument, not a constant of the graph)."""
+def loss_function(recipe: Recipe, options: EngineOptions, data: DeviceData) -> LossFunction:
+    """:func:`classification_loss` with the recipe's label smoothing, the options' precision
+    and layout and the data's normalisation, compiled with ``options.compile``. The
+    compiled code is shared by every model of a class (the model is an argument, not a
+    constant of the graph)."""
     function = classification_loss
     if options.compile:
         function = compile_function(classification_loss, options.use_cuda_graphs)
-    return partial(function, label_smoothing=recipe.label_smoothing, bf16=options.use_bf16)
+    mean, std = data.mean_std
+    return partial(function, label_smoothing=recipe.label_smoothing, bf16=options.use_bf16,
+                   channels_last=options.use_channels_last, mean=mean, std=std)
