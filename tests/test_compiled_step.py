@@ -73,6 +73,16 @@ def test_compiled_update_is_torchs_step_exactly(kind):
     assert_same_state(eager, compiled, atol=1e-15)
 
 
+def test_a_compiled_update_refuses_what_it_would_compute_differently():
+    model = tiny(0)
+    damped = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.1)
+    with pytest.raises(ValueError, match="dampening 0"):
+        Update(damped, COMPILED)
+    Update(damped, PLAIN)  # torch's own step does it
+    with pytest.raises(TypeError, match="RMSprop"):
+        Update(torch.optim.RMSprop(model.parameters()), COMPILED)
+
+
 def test_a_new_run_reuses_the_compiled_update_and_loss(data64):
     loss = loss_function(Recipe(epochs=1), COMPILED, data64)
     x, y = torch.randn(8, 5, dtype=torch.float64), torch.arange(8) % 3

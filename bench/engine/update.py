@@ -12,9 +12,10 @@ tensor, so the schedule's new rate at each step changes data, not the graph.
 The optimiser's state is made before the first compiled step as torch makes it on its
 first step (zero momentum buffers, zero moments and step counts), which gives the same
 numbers: a zero buffer times the momentum plus the gradient is the gradient that torch
-copies into a new buffer. Checkpoints and packing keep reading the optimiser they always
-did. On CUDA with CUDA graphs, only the forward and backward are replayed as graphs; the
-update, which mutates its inputs in place, runs as compiled kernels outside them.
+copies into a new buffer (without dampening, which the recipes never set). Checkpoints
+and packing keep reading the optimiser they always did. On CUDA with CUDA graphs, only
+the forward and backward are replayed as graphs; the update, which mutates its inputs in
+place, runs as compiled kernels outside them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Update:
         self.compiled = options.compile
         if self.compiled and not isinstance(optimizer, torch.optim.SGD | torch.optim.AdamW):
             raise TypeError(f"no compiled update for {type(optimizer).__name__}")
+        if self.compiled and any(g.get("dampening", 0) for g in optimizer.param_groups):
+            raise ValueError("the compiled SGD update needs dampening 0 (torch's first step "
+                             "copies the gradient undamped into a new buffer)")
         self._lr = torch.zeros((), dtype=torch.float64, device=options.device)
 
     def __call__(self, lr: float) -> None:
