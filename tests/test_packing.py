@@ -62,10 +62,10 @@ def test_a_packed_phase_resumes_from_its_checkpoints(data64, tmp_path, monkeypat
 
     real = type(data64).train_batches
 
-    def stop_in_epoch_two(self, batch_size, seed, epoch, augment="crop-flip"):
+    def stop_in_epoch_two(self, batch_size, seed, epoch, augment="crop-flip", **kwargs):
         if epoch == 1:
             raise KeyboardInterrupt
-        return real(self, batch_size, seed, epoch, augment)
+        return real(self, batch_size, seed, epoch, augment, **kwargs)
 
     monkeypatch.setattr(type(data64), "train_batches", stop_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):

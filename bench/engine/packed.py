@@ -21,10 +21,10 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
@@ -40,7 +40,7 @@ from bench.engine.loop import (
 )
 from bench.engine.optimizer import make_optimizer
 from bench.engine.options import autocast, compile_function, step_begin
-from bench.engine.step import at_least_float32
+from bench.engine.step import classification_loss, loss_settings
 from bench.engine.update import Update
 from bench.recipe import lr_factor
 
@@ -151,15 +151,18 @@ def _copy(value: Any) -> Any:
 
 
 def _loss_function(phase: Phase) -> Callable[..., tuple[Tensor, Tensor]]:
-    """``(params, buffers, x, y) -> (loss, correct predictions)`` of one model, for vmap."""
+    """``(params, buffers, x, y) -> (loss, correct predictions)`` of one model, for vmap:
+    the loop's :func:`classification_loss` (from uint8 pixels) of the model with these
+    tensors. bfloat16 autocast wraps the whole vmap instead, and the input stays NCHW
+    (vmap's extra dimension has no channels_last layout)."""
     base = copy.deepcopy(phase.model).to("meta").train()
-    smoothing = phase.recipe.label_smoothing
+    settings = {**loss_settings(phase.recipe, phase.options, phase.data),
+                "bf16": False, "channels_last": False}
 
     def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
              ) -> tuple[Tensor, Tensor]:
-        logits = at_least_float32(functional_call(base, (params, buffers), (x,)))
-        hits = (logits.detach().argmax(-1) == y).sum()
-        return F.cross_entropy(logits, y, label_smoothing=smoothing), hits
+        return classification_loss(partial(functional_call, base, (params, buffers)), x, y,
+                                   **settings)
 
     return loss
 
@@ -176,7 +179,8 @@ def _packed_steps(phases: Sequence[Phase], stack: _Stack, epoch: int, step: int,
     loss_sum = torch.zeros(k, device=options.device)
     correct = torch.zeros(k, device=options.device, dtype=torch.long)
     seen, lr = 0, recipe.lr
-    streams = [p.data.train_batches(recipe.batch_size, p.seed, epoch, recipe.augment)
+    streams = [p.data.train_batches(recipe.batch_size, p.seed, epoch, recipe.augment,
+                                    normalized=False)  # the loss function normalises
                for p in phases]
     for batches in zip(*streams):
         xs = torch.stack([x for x, _ in batches])

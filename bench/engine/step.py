@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,8 @@ LossFunction = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
 pixels or normalised images."""
 
 
-def classification_loss(model: nn.Module, x: Tensor, y: Tensor, *, label_smoothing: float,
+def classification_loss(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *,
+                        label_smoothing: float,
                         bf16: bool, channels_last: bool, mean: Tensor, std: Tensor
                         ) -> tuple[Tensor, Tensor]:
     """Cross-entropy of ``model(x)`` (in bfloat16 autocast with ``bf16``, the loss in at
@@ -44,14 +46,19 @@ def at_least_float32(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+def loss_settings(recipe: Recipe, options: EngineOptions, data: DeviceData) -> dict[str, Any]:
+    """:func:`classification_loss`'s keyword arguments: the recipe's label smoothing, the
+    options' precision and layout and the data's normalisation."""
+    mean, std = data.mean_std
+    return {"label_smoothing": recipe.label_smoothing, "bf16": options.use_bf16,
+            "channels_last": options.use_channels_last, "mean": mean, "std": std}
+
+
 def loss_function(recipe: Recipe, options: EngineOptions, data: DeviceData) -> LossFunction:
-    """:func:`classification_loss` with the recipe's label smoothing, the options' precision
-    and layout and the data's normalisation, compiled with ``options.compile``. The
-    compiled code is shared by every model of a class (the model is an argument, not a
-    constant of the graph)."""
+    """:func:`classification_loss` with :func:`loss_settings`, compiled with
+    ``options.compile``. The compiled code is shared by every model of a class (the model
+    is an argument, not a constant of the graph)."""
     function = classification_loss
     if options.compile:
         function = compile_function(classification_loss, options.use_cuda_graphs)
-    mean, std = data.mean_std
-    return partial(function, label_smoothing=recipe.label_smoothing, bf16=options.use_bf16,
-                   channels_last=options.use_channels_last, mean=mean, std=std)
+    return partial(function, **loss_settings(recipe, options, data))
