@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from bench.data import DeviceData
-from bench.engine import EngineOptions, make_optimizer, model_input, prepare_model
+from bench.engine import EngineOptions, make_optimizer, prepare_model
+from bench.engine.step import loss_function
+from bench.engine.update import Update
 from bench.models import build_model
 from bench.registry import get_method
 from bench.store import RunSpec, RunStore, UnreadableRecord
@@ -62,16 +63,19 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> flo
     """Seconds of one training step of ``spec``'s dense model at its batch size, here."""
     model = prepare_model(build_model(spec.model, data.num_classes, seed=0, **spec.model_kwargs),
                           options)
-    optimizer = make_optimizer(model.parameters(), spec.recipe, options)
-    batches = data.train_batches(spec.recipe.batch_size, 0, 0, spec.recipe.augment)
+    eager = replace(options, compile=False)  # the engine's step, without compiling it here
+    loss = loss_function(spec.recipe, eager, data)
+    update = Update(make_optimizer(model.parameters(), spec.recipe, eager), eager)
+    batches = data.train_batches(spec.recipe.batch_size, 0, 0, spec.recipe.augment,
+                                 normalized=False)
     model.train()
     elapsed = []
     for _, (x, y) in zip(range(TIMED_STEPS + 1), batches):
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(model_input(x, options)).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        value, _ = loss(model, x, y)
+        update.optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        update(spec.recipe.lr)
         if options.cuda:
             torch.cuda.synchronize(options.device)
         elapsed.append(time.perf_counter() - t0)

@@ -116,7 +116,12 @@ def prepare_model(model: nn.Module, options: EngineOptions) -> nn.Module:
 
 def model_input(x: Tensor, options: EngineOptions) -> Tensor:
     """An input batch in the memory layout the model was prepared for."""
-    if options.use_channels_last and x.dim() == 4:
+    return input_layout(x, options.use_channels_last)
+
+
+def input_layout(x: Tensor, channels_last: bool) -> Tensor:
+    """An image batch ``x`` laid out NHWC with ``channels_last``, else as it is."""
+    if channels_last and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
@@ -128,8 +133,8 @@ def compile_model(model: nn.Module, options: EngineOptions) -> nn.Module:
 
 
 def compile_function(function: _F, cuda_graphs: bool) -> _F:
-    """``torch.compile(function)`` with inductor's on-disk cache kept across processes, as
-    CUDA graphs where ``options`` use them (and ``cuda_graphs`` allows).
+    """``torch.compile(function)`` with inductor's on-disk cache kept across processes,
+    replayed as CUDA graphs ("reduce-overhead") with ``cuda_graphs``.
 
     Unless ``TORCHINDUCTOR_CACHE_DIR`` is set, the cache lives in
     ``~/.cache/bench/inductor``, so every run of a grid after the first of an

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from bench.data import DeviceData
 from bench.data.device import normalize_images
-from bench.engine.options import EngineOptions, compile_function
+from bench.engine.options import EngineOptions, compile_function, input_layout
 from bench.recipe import Recipe
 
 LossFunction = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -33,8 +33,7 @@ def classification_loss(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor,
     normalised by ``mean`` and ``std`` first; ``channels_last`` lays the input out NHWC."""
     if x.dtype == torch.uint8:
         x = normalize_images(x, mean, std)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = input_layout(x, channels_last)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(x)
     loss = F.cross_entropy(at_least_float32(logits), y, label_smoothing=label_smoothing)
