@@ -3,6 +3,8 @@ same accuracy on a real smoke run with and without them (on CPU)."""
 
 import copy
 import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -154,3 +156,14 @@ def test_gpu_numerics_on_cpu_bf16_compiled_match_plain(cifar10_dir):
         accuracy[name] = result.log[-1]["test_accuracy"]
     assert min(accuracy.values()) > 22.0, accuracy
     assert abs(accuracy["plain"] - accuracy["gpu-like"]) <= 5.0, accuracy  # as above
+
+
+def test_compiling_pays_its_imports_when_the_command_configures_not_in_a_run():
+    """The first compiled run of a process booked about 1 s of dynamo's imports as search."""
+    code = ("import sys, torch; from bench.engine import EngineOptions, configure_backends; "
+            "configure_backends(EngineOptions(compile={})); "
+            "print('torch._inductor.compile_fx' in sys.modules)")
+    for compiled, expected in ((False, "False"), (True, "True")):
+        out = subprocess.run([sys.executable, "-c", code.format(compiled)], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert out == expected

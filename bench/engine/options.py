@@ -4,6 +4,7 @@ switches do: bfloat16 autocast, channels_last layout, cuDNN autotuning, ``torch.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -101,9 +102,13 @@ def configure_backends(options: EngineOptions) -> None:
     """Process-wide library settings, set once per command: ``cudnn.benchmark`` as
     ``options`` resolve it (every step of a run has the same shapes, so timing the
     algorithms once pays), and glibc's allocator tuned for training loops
-    (:mod:`bench.hostmem`: large temporaries stay in the heap between steps)."""
+    (:mod:`bench.hostmem`: large temporaries stay in the heap between steps). With
+    ``compile``, dynamo and inductor are imported here (about 2 s), not in the first run's
+    :func:`torch.compile` call, where the time was booked as that run's search."""
     torch.backends.cudnn.benchmark = options.use_cudnn_benchmark
     tune_host_malloc()
+    if options.compile:
+        importlib.import_module("torch._inductor.compile_fx")  # imports dynamo too
 
 
 def prepare_model(model: nn.Module, options: EngineOptions) -> nn.Module:
