@@ -7,9 +7,11 @@ final training that the record's budget describes.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -27,6 +29,7 @@ from bench.shared_training import (
     save_shared,
     trained_names,
     training_key,
+    training_lease,
 )
 from bench.store import RunSpec, RunStore
 
@@ -146,18 +149,21 @@ class RunContext:
     def _trained_or_shared(self, key: str | None, trained: Callable[[str | None], Any],
                            model: nn.Module, phase: str
                            ) -> tuple[TrainResult | None, SharedTraining | None]:
-        """Train (``trained(share_key)``) unless the store holds this training already; a
-        new shared training is stored, one another run trained alongside is loaded."""
-        shared = load_shared(self.store, key) if key else None
-        if shared is not None:
-            return None, shared
-        result = trained(key)
-        if result == TRAINED_ALONGSIDE:  # by another run of the packer's batch, stored
-            shared = load_shared(self.store, key) if key else None
-            return (None, shared) if shared is not None else (trained(None), None)
-        if key:
+        """Train (``trained(share_key)``) unless the store holds this training already, or
+        another worker trains it now (then wait for it); a new shared training is stored,
+        one another run trained alongside is loaded."""
+        if not key:
+            return trained(None), None
+        with training_lease(self.store, key, waiting=partial(_say_waiting, self.spec.key,
+                                                                   phase)) as shared:
+            if shared is not None:
+                return None, shared
+            result = trained(key)
+            if result == TRAINED_ALONGSIDE:  # by another run of the packer's batch, stored
+                shared = load_shared(self.store, key)
+                return (None, shared) if shared is not None else (trained(None), None)
             save_shared(self.store, key, model, result, {"run": self.spec.key, "phase": phase})
-        return result, None
+            return result, None
 
     def _use_shared(self, shared: SharedTraining, model: nn.Module, evaluate_last: bool
                     ) -> TrainResult:
@@ -179,3 +185,11 @@ class RunContext:
             raise BenchError(f"method {self.spec.method!r} trained ({names}) but marked no phase "
                              "final: pass final=True to the training of the returned model")
         return final[0] if final else None
+
+
+def _say_waiting(run: str, phase: str, claim: dict[str, Any]) -> None:
+    """One line on stderr: this run waits for another worker's training it shares."""
+    owner = claim.get("owner", {})
+    who = owner.get("worker") or f"{owner.get('host', '?')}:{owner.get('pid', '?')}"
+    print(f"run {run}: phase {phase} waits for worker {who}, which trains it "
+          "(a training this run shares)", file=sys.stderr, flush=True)

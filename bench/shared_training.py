@@ -11,13 +11,19 @@ same numbers it would have computed, since the key holds everything they depend 
 
 LTH is the case it exists for: the rounds before the last of every target density of one
 seed and recipe are the same trainings (density 0.8, 0.64, 0.512, ...), so the grid trains
-each once and branches. The folder may be deleted at any time; it is only a cache.
+each once and branches. Workers sharing the store train each such training once too: the
+first to ask holds a lease on it while it trains (:func:`training_lease`), and the others wait
+for its result. The folder may be deleted at any time; it is only a cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.claims import Claim, acquire, claim_state
 from bench.engine import EngineOptions, TrainResult
 from bench.fsutil import write_atomic
 from bench.provenance import fingerprint, numeric_environment
@@ -105,3 +112,55 @@ def save_shared(store: RunStore, key: str, model: nn.Module, result: TrainResult
         "source": source,
     }
     write_atomic(path, lambda f: torch.save(data, f))
+
+
+_LEASE_POLL_SECONDS = 1.0
+_held: dict[str, Claim] = {}
+"""The keys this process holds the lease of (any of its threads: the packer's runs)."""
+_held_lock = threading.Lock()
+
+
+def _lease_folder(store: RunStore, key: str) -> Path:
+    return store.root / "_shared" / "leases" / key
+
+
+@contextmanager
+def training_lease(store: RunStore, key: str, *, poll: float = _LEASE_POLL_SECONDS,
+                   waiting: Callable[[dict[str, Any]], None] | None = None
+                   ) -> Iterator[SharedTraining | None]:
+    """One worker of the store trains ``key`` at a time: yields the stored training where
+    there is one, else None while this process holds the key's lease (a claim,
+    :mod:`bench.claims`) for the body to train and save it.
+
+    A worker that finds another process holding the lease waits for its result (``waiting``
+    is told the holder's claim once), or trains itself once the holder released it unsaved
+    or died. It trains alongside instead when it holds a lease itself, so that no two
+    workers ever wait on each other; another run of this process holding it (a packed
+    window) trains it once for both (:data:`TRAINED_ALONGSIDE`).
+    """
+    told = False
+    while True:
+        shared = load_shared(store, key)
+        if shared is not None:
+            yield shared
+            return
+        with _held_lock:
+            mine, holding = key in _held, bool(_held)
+            claim = None if mine else acquire(_lease_folder(store, key))
+            if claim is not None:
+                _held[key] = claim
+        if claim is not None:
+            try:
+                yield load_shared(store, key)  # stored while this process took the lease
+            finally:
+                with _held_lock:
+                    del _held[key]
+                claim.release()
+            return
+        if mine or holding:
+            yield None
+            return
+        if waiting is not None and not told:
+            waiting(claim_state(_lease_folder(store, key))[1])
+            told = True
+        time.sleep(poll)

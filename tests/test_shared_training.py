@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench.cli import main
@@ -114,3 +115,21 @@ def test_two_runs_packed_together_train_their_common_rounds_once(cifar10_dir, tm
         "round0", "round1", "round2"]
     assert low["budget"]["search"]["shared_epochs"] == 3
     assert low["metrics"] == alone[0.5]["metrics"]
+
+
+@pytest.mark.slow
+def test_two_workers_train_the_rounds_their_runs_share_once(cifar10_dir, tmp_path):
+    """Two worker processes take the two densities at once and both ask for rounds 0-2: one
+    trains each round while the other waits for it (before the lease, both trained them)."""
+    base = [*LTH, "--data-dir", str(cifar10_dir), "--densities", "0.64,0.5"]
+    base[base.index("300")] = "1000"  # rounds long enough for the two workers to overlap
+    assert main(["run", *base, "--executor", "local", "--workers", "2",
+                 "--results", str(tmp_path / "workers")]) == 0
+    assert main(["run", *base, "--results", str(tmp_path / "alone")]) == 0
+    workers, alone = records(tmp_path / "workers"), records(tmp_path / "alone")
+    for phase in ("round0", "round1", "round2"):
+        trained = [d for d, r in workers.items()
+                   for p in r["phases"] if p["phase"] == phase and "shared_from" not in p]
+        assert len(trained) == 1, (phase, trained)
+    assert {d: r["metrics"] for d, r in workers.items()} == {
+        d: r["metrics"] for d, r in alone.items()}
