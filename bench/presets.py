@@ -69,11 +69,16 @@ class Preset:
     # The paper preset this one is a reduced version of (``bench figures --paper --preset``).
     reduces: str | None = None
 
+    @property
+    def reduced_budget(self) -> bool:
+        """Whether every method trains fewer epochs here than its recipe says."""
+        return self.epochs is not None
+
     def recipe_for(self, method: str, scale: float = 1.0) -> Recipe:
         """The recipe ``method`` trains with in this preset (at the preset's ``epochs`` where
         it names a reduced budget), epochs scaled by ``scale``."""
         recipe = RECIPES[self.method_recipes.get(method, self.recipe)]
-        if self.epochs is not None:
+        if self.reduced_budget:
             recipe = recipe.with_epochs(self.epochs)
         if scale != 1.0:
             recipe = recipe.with_epochs(scaled_epochs(recipe.epochs, scale))

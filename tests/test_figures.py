@@ -105,7 +105,8 @@ def test_paper_figure_from_a_reduced_preset_is_marked_and_lists_its_own_grid(
     assert_picture(out_dir / f"{REDUCED}-accuracy-vs-bytes.png")
     # the figure's title and caption say so; the budget line names the reduced epochs
     figure = figures.reduced_figure(figures.PAPERS["px"][0], REDUCED)
-    assert figure.title_suffix == " (reduced budget)" and figure.presets == (REDUCED,)
+    assert figure.title == "PX protocol (Fig. 2 layout): accuracy vs. sparsity (reduced budget)"
+    assert figure.presets == (REDUCED,)
     assert "stands in for px-cifar10-resnet20" in figure.note
     frame = report.preset_frame(report.records_frame(results), get_preset(REDUCED),
                                 report.GridOptions(0.25, 0.25, 500, 200), ("dense",))

@@ -39,7 +39,8 @@ class PaperFigure:
     presets: tuple[str, ...]
     reference: tuple[str, ...] = ()
     note: str = ""
-    title_suffix: str = ""
+    title: str = ""
+    """The figure's title; empty: its paper title (``TITLES``) or its kind's default."""
 
 
 PAPERS: dict[str, tuple[PaperFigure, ...]] = {
@@ -56,6 +57,13 @@ PAPERS["all"] = PAPERS["px"] + PAPERS["pemn"]
 DRAW = {"bytes": figure_bytes, "sparsity": figure_sparsity, "pemn-bars": figure_pemn_bars,
         "pemn-curves": figure_pemn_curves}
 TITLES = {"px-fig2": "PX protocol (Fig. 2 layout): accuracy vs. sparsity"}
+REDUCED_TITLE = " (reduced budget)"
+"""Appended to the title of a figure drawn from a preset with a reduced budget."""
+
+
+def figure_title(figure: PaperFigure) -> str:
+    """What ``figure``'s title reads."""
+    return figure.title or TITLES.get(figure.name) or DEFAULT_TITLES[figure.kind]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +115,7 @@ def reduced_figure(figure: PaperFigure, preset: str) -> PaperFigure | None:
             "runs are not drawn; the paper's figure used the full budget.")
     return replace(figure, name=f"{figure.name}-reduced", presets=(preset,),
                    note=" ".join(n for n in (figure.note, note) if n),
-                   title_suffix=" (reduced budget)")
+                   title=figure_title(figure) + REDUCED_TITLE)
 
 
 def _draw_paper_figure(figure: PaperFigure, args: argparse.Namespace, root: Path,
@@ -123,9 +131,7 @@ def _draw_paper_figure(figure: PaperFigure, args: argparse.Namespace, root: Path
     extra = [_presets_note(figure.presets, options)]
     if figure.note:
         extra.append(figure.note)
-    title = (TITLES.get(figure.name.removesuffix("-reduced"), None)
-             or DEFAULT_TITLES[figure.kind]) + figure.title_suffix
-    fig = DRAW[figure.kind](table, title=title, extra=extra)
+    fig = DRAW[figure.kind](table, title=figure_title(figure), extra=extra)
     done = int((frame["status"] == "finished").sum())
     if fig is None:
         print(f"{figure.name}: nothing to draw, no finished run of "
@@ -177,10 +183,10 @@ def _draw_kinds(args: argparse.Namespace, root: Path, options: GridOptions) -> i
     table = summary_table(frame)
     prefix = f"{args.preset}-" if args.preset else ""
     extra = [_presets_note([args.preset], options)] if args.preset else []
-    reduced = bool(args.preset) and get_preset(args.preset).epochs is not None
+    reduced = bool(args.preset) and get_preset(args.preset).reduced_budget
     drawn = 0
     for kind in kinds:
-        title = DEFAULT_TITLES[kind] + (" (reduced budget)" if reduced else "")
+        title = DEFAULT_TITLES[kind] + (REDUCED_TITLE if reduced else "")
         fig = DRAW[kind](table, title=title, extra=extra)
         if fig is None:
             print(f"{kind}: nothing to draw from these runs")
