@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,6 +117,19 @@ _LEASE_POLL_SECONDS = 1.0
 _held: dict[str, Claim] = {}
 """The keys this process holds the lease of (any of its threads: the packer's runs)."""
 _held_lock = threading.Lock()
+_interrupt: list[BaseException] = []
+_interrupted = threading.Event()
+
+
+def interrupt_waits(exc: BaseException | None) -> None:
+    """Make the runs of this process that wait for another worker's training raise ``exc``
+    (a Ctrl-C or SIGTERM reaches only the main thread, and a packed run waits in its own);
+    None lets waits go on again."""
+    _interrupt[:] = [] if exc is None else [exc]
+    if exc is None:
+        _interrupted.clear()
+    else:
+        _interrupted.set()
 
 
 def _lease_folder(store: RunStore, key: str) -> Path:
@@ -163,4 +175,5 @@ def training_lease(store: RunStore, key: str, *, poll: float = _LEASE_POLL_SECON
         if waiting is not None and not told:
             waiting(claim_state(_lease_folder(store, key))[1])
             told = True
-        time.sleep(poll)
+        if _interrupted.wait(poll) and _interrupt:
+            raise _interrupt[0]

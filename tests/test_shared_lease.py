@@ -3,6 +3,8 @@ wait for its result, and never makes two workers wait on each other (real proces
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -13,6 +15,7 @@ import pytest
 from torch import nn
 
 from bench.engine import TrainResult
+from bench.harness.packing import run_packed
 from bench.shared_training import save_shared, training_lease
 from bench.store import RunStore
 
@@ -131,3 +134,42 @@ def test_runs_of_one_process_share_its_lease_and_a_stored_training_needs_none(tm
             assert stored is not None and stored.result.log[0]["train_loss"] == 0.75
     finally:
         holder.release()
+
+
+def test_ctrl_c_stops_a_packed_run_that_waits_for_another_worker(tmp_path):
+    """Ctrl-C reaches the main thread only; a packed run waiting in its own thread for a
+    training another worker holds must stop too, not hold the interrupt up until then."""
+    store = RunStore(tmp_path)
+    holder = Holder(store, "g" * 32)
+    waiting = threading.Event()
+
+    def job(trainer):
+        with training_lease(store, "g" * 32, poll=0.02, waiting=lambda _: waiting.set()):
+            return "trained"
+
+    def interrupt() -> None:
+        if waiting.wait(timeout=10):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    fallback = threading.Timer(8, holder.release)  # without the fix: the wait ends here
+    fallback.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_packed([job], pack=2)
+        assert time.monotonic() - start < 5
+    finally:
+        fallback.cancel()
+        if holder.proc.poll() is None:
+            holder.release()
+    holder = Holder(store, "h" * 32)  # afterwards, waits go on again
+    try:
+        waiter = Waiter(store, "h" * 32)
+        waiter.start()
+        time.sleep(0.3)
+        assert waiter.is_alive() and waiter.got == [] and len(waiter.told) == 1
+    finally:
+        holder.release()
+    waiter.join(timeout=10)
+    assert waiter.got == [None]

@@ -24,7 +24,7 @@ from bench.engine import TrainResult
 from bench.engine.loop import Diverged, Phase, TrainRequest, open_phase, run_phase
 from bench.engine.packed import pack_signature, packable, train_packed
 from bench.recipe import Recipe
-from bench.shared_training import TRAINED_ALONGSIDE
+from bench.shared_training import TRAINED_ALONGSIDE, interrupt_waits
 
 Trainer = Callable[..., TrainResult]
 """``engine.train``'s signature: ``(model, data, recipe, *, seed, options, ...)``."""
@@ -92,10 +92,14 @@ def run_packed(jobs: Sequence[Callable[[Trainer], Any]], pack: int) -> list[Any]
             for run, reply in zip(waiting, replies):
                 run.advance(reply)
     except BaseException as exc:  # Ctrl-C, SIGTERM: every run saves itself as it would alone
-        for run in runs:
-            run.paused.wait()
-            while not run.done:
-                run.advance(exc)
+        interrupt_waits(exc)  # a run waiting for another worker's training stops waiting
+        try:
+            for run in runs:
+                run.paused.wait()
+                while not run.done:
+                    run.advance(exc)
+        finally:
+            interrupt_waits(None)
         raise
     for run in runs:
         run.join()
