@@ -177,3 +177,23 @@ def training_lease(store: RunStore, key: str, *, poll: float = _LEASE_POLL_SECON
             told = True
         if _interrupted.wait(poll) and _interrupt:
             raise _interrupt[0]
+
+
+@dataclass(frozen=True)
+class SharedCache:
+    """What the store keeps of shared trainings, and which are being trained right now."""
+
+    trainings: int
+    bytes: int
+    training_now: list[dict[str, Any]]
+    """The owner of each lease held now (a worker training a shared training)."""
+
+
+def shared_cache(store: RunStore) -> SharedCache:
+    """The shared trainings kept in ``store`` (count, bytes) and the leases held now."""
+    files = list((store.root / "_shared" / "trainings").glob("*.pt"))
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    owners = [state[1].get("owner", {})
+              for folder in sorted((store.root / "_shared" / "leases").glob("*"))
+              if (state := claim_state(folder))[0] == "held"]
+    return SharedCache(len(files), size, owners)

@@ -151,3 +151,31 @@ def test_a_killed_worker_stops_counting_before_it_is_reaped(tmp_path):
         assert [w["alive"] for w in workers(store, ttl=0.4) if w["token"] == beacon.token] \
             == [True]
     assert beacon.token not in [w["token"] for w in workers(store)]  # removed on exit
+
+
+def test_status_shows_the_shared_training_cache_and_who_trains_one_now(grid, capsys):
+    from torch import nn
+
+    from bench.engine import TrainResult
+    from bench.shared_training import save_shared
+
+    store, _ = grid
+    assert main(["status", "--results", str(store.root)]) == 0
+    assert "shared trainings" not in capsys.readouterr().out  # none kept: no line
+    result = TrainResult([{"epoch": 1, "train_loss": 2.0}], 1, 3, 1.5, 0, {})
+    save_shared(store, "a" * 32, nn.Linear(100, 100), result, {"run": "r", "phase": "round0"})
+    lease = acquire(store.root / "_shared" / "leases" / ("b" * 32))
+    try:
+        assert main(["status", "--results", str(store.root)]) == 0
+        out = capsys.readouterr().out
+        assert main(["status", "--results", str(store.root), "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)["shared_trainings"]
+    finally:
+        lease.release()
+    assert "shared trainings kept: 1 (0.04 MB in _shared/" in out
+    assert f"being trained now by {owner_info()['host']} pid {owner_info()['pid']}" in out
+    size = (store.root / "_shared" / "trainings" / ("a" * 32 + ".pt")).stat().st_size
+    assert data["trainings"] == 1 and data["bytes"] == size > 40_000
+    assert [o["pid"] for o in data["training_now"]] == [owner_info()["pid"]]
+    assert main(["status", "--results", str(store.root)]) == 0
+    assert "being trained now" not in capsys.readouterr().out  # released

@@ -16,6 +16,7 @@ from typing import Any
 from bench.claims import claim_ttl
 from bench.defaults import results_root
 from bench.errors import BenchError
+from bench.shared_training import SharedCache, shared_cache
 
 SHOWN_PER_STATE = 20  # runs listed per state before "... and N more"
 
@@ -59,7 +60,18 @@ def _run_line(run: Any) -> str:
     return head
 
 
-def render(status: Any, show_all: bool = False) -> str:
+def _shared_lines(shared: SharedCache | None) -> list[str]:
+    """The shared-training cache's line, and one per shared training being trained now."""
+    if shared is None or not (shared.trainings or shared.training_now):
+        return []
+    lines = [f"  shared trainings kept: {shared.trainings} ({shared.bytes / 1e6:.2f} MB in "
+             "_shared/, a cache: deleting it costs only training time)"]
+    lines.extend(f"    being trained now by {owner_text(o)}, other runs wait for it"
+                 for o in shared.training_now)
+    return lines
+
+
+def render(status: Any, show_all: bool = False, shared: SharedCache | None = None) -> str:
     """The status as text: counts, the runs of each live or bad state, workers, time left."""
     from bench.estimate import format_duration
 
@@ -85,6 +97,7 @@ def render(status: Any, show_all: bool = False) -> str:
     lines.append(f"  workers alive: {len(status.workers)}")
     lines.extend(f"    {owner_text(w['owner'])}, up {time.time() - w['started']:.0f} s"
                  for w in status.workers)
+    lines.extend(_shared_lines(shared))
     if status.done:
         lines.append("  done")
     elif status.seconds_left is None:
@@ -116,10 +129,11 @@ def command(args: argparse.Namespace) -> int:
             raise BenchError(f"no grid was launched on {store.root} (bench run writes one)")
         manifest = found[-1]
     status = grid_status(store, manifest)
+    shared = shared_cache(store)
     if args.json:
         print(json.dumps({"grid": asdict(manifest), "runs": [asdict(r) for r in status.runs],
-                          "workers": status.workers, "seconds_left": status.seconds_left},
-                         indent=1, default=str))
+                          "workers": status.workers, "seconds_left": status.seconds_left,
+                          "shared_trainings": asdict(shared)}, indent=1, default=str))
     else:
-        print(render(status, args.all))
+        print(render(status, args.all, shared))
     return 0
