@@ -191,9 +191,13 @@ class SharedCache:
 
 def shared_cache(store: RunStore) -> SharedCache:
     """The shared trainings kept in ``store`` (count, bytes) and the leases held now."""
-    files = list((store.root / "_shared" / "trainings").glob("*.pt"))
-    size = sum(f.stat().st_size for f in files if f.is_file())
+    sizes = []
+    for path in (store.root / "_shared" / "trainings").glob("*.pt"):
+        try:
+            sizes.append(path.stat().st_size)
+        except FileNotFoundError:  # deleted while we looked: the cache may go at any time
+            continue
     owners = [state[1].get("owner", {})
               for folder in sorted((store.root / "_shared" / "leases").glob("*"))
               if (state := claim_state(folder))[0] == "held"]
-    return SharedCache(len(files), size, owners)
+    return SharedCache(len(sizes), sum(sizes), owners)
