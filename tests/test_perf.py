@@ -67,6 +67,13 @@ def test_targets_say_met_missed_or_not_measured():
     (["perf", "--grid", "quick", "--grid-densities", "0"], "give densities in (0, 1]"),
     (["perf", "--grid", "quick", "--grid-methods", "nope", "--device", "cpu"],
      "unknown method"),
+    # the grid's mistakes before any other section runs (and before any data is read)
+    (["perf", "--grid", "nope", "--device", "cpu"], "unknown preset 'nope'"),
+    (["perf", "--grid", "quick", "--grid-images", "5,100", "--device", "cpu"],
+     "subset of 5 images is smaller than the 10 classes"),
+    (["perf", "--grid", "quick", "--grid-images", "100,205", "--device", "cpu"],
+     "subset of 205 images cannot be class-balanced"),
+    (["perf", "--sections", "packing", "--pack-sizes", "0,2"], "--pack-sizes '0,2': give"),
 ])
 def test_perf_mistakes_are_one_line(capsys, argv, message):
     assert main(argv) == 2

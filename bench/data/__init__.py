@@ -26,7 +26,7 @@ from bench.data.device import DeviceData, load_data
 from bench.data.fetch import DOWNLOAD_TIMEOUT_S, ensure_dataset
 from bench.data.fingerprints import data_fingerprint
 from bench.data.seeds import PRUNING_STREAM, make_generator, mix_seed
-from bench.data.subsets import balanced_subset
+from bench.data.subsets import balanced_subset, check_balanced
 from bench.data.transforms import AUGMENTS, CROP_PAD, augment_batch, crop_flip
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "DeviceData",
     "augment_batch",
     "balanced_subset",
+    "check_balanced",
     "crop_flip",
     "data_fingerprint",
     "dataset_info",

@@ -7,15 +7,9 @@ import numpy as np
 from bench.errors import BenchError
 
 
-def balanced_subset(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray:
-    """Sorted indices of ``n // num_classes`` images per class, the same for every run seed.
-
-    Uses a fixed generator (seed 0) so all seeds and methods see the same images;
-    ``n >= len(labels)`` keeps everything.
-    """
-    labels = np.asarray(labels)
-    if n >= len(labels):
-        return np.arange(len(labels))
+def check_balanced(n: int, num_classes: int) -> None:
+    """A subset of ``n`` images can hold the same number of each of ``num_classes`` classes
+    (else one error line); a size beyond the split means the whole split, checked on load."""
     if n < num_classes:
         raise BenchError(
             f"subset of {n} images is smaller than the {num_classes} classes; "
@@ -25,6 +19,18 @@ def balanced_subset(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray:
         raise BenchError(
             f"subset of {n} images cannot be class-balanced: use a multiple of {num_classes}"
         )
+
+
+def balanced_subset(labels: np.ndarray, n: int, num_classes: int) -> np.ndarray:
+    """Sorted indices of ``n // num_classes`` images per class, the same for every run seed.
+
+    Uses a fixed generator (seed 0) so all seeds and methods see the same images;
+    ``n >= len(labels)`` keeps everything.
+    """
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    check_balanced(n, num_classes)
     per = n // num_classes
     rng = np.random.default_rng(0)
     keep = []

@@ -20,7 +20,7 @@ from bench.defaults import resolve_device
 from bench.engine import configure_backends
 from bench.errors import BenchError
 from bench.perf.epochs import epoch_rows, profile_tables
-from bench.perf.grid import grid_rows
+from bench.perf.grid import check_grid, grid_rows
 from bench.perf.masked import masked_rows
 from bench.perf.packing import packing_rows
 from bench.perf.process import process_rows
@@ -84,6 +84,8 @@ def command(args: argparse.Namespace) -> int:
     """Measure the chosen sections, print them and the targets, write the JSON file."""
     sections = chosen_sections(args)
     cfg = config(args)
+    if "grid" in sections:
+        check_grid(cfg)
     configure_backends(cfg.options)
     name = device_name(cfg.device)
     print(f"device: {name}; torch {torch.__version__}; batch {cfg.batch}; "
@@ -141,7 +143,7 @@ def config(args: argparse.Namespace) -> PerfConfig:
                       grid_seeds=_ints(args.grid_seeds, "--grid-seeds"),
                       grid_densities=_floats(args.grid_densities, "--grid-densities"),
                       grid_images=_images(args.grid_images), grid_width=args.grid_width,
-                      pack_sizes=_ints(args.pack_sizes, "--pack"))
+                      pack_sizes=_ints(args.pack_sizes, "--pack-sizes"))
 
 
 def _methods(text: str | None) -> tuple[str, ...] | None:
@@ -172,7 +174,7 @@ def _numbers(text: str | None, option: str, cast: Callable[[str], Any],
 
 
 def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
-    if option == "--pack":
+    if option in ("--pack", "--pack-sizes"):
         return _numbers(text, option, int, lambda v: v >= 1, "integers >= 1")
     return _numbers(text, option, int, lambda v: v >= 0, "non-negative integers")
 

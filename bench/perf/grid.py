@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.data import check_balanced, dataset_info
 from bench.defaults import EXIT_RUN_FAILED
 from bench.grid import GridChoice, GridOptions, parse_method_item, preset_specs
 from bench.harness import DataCache, run_grid
@@ -20,10 +21,10 @@ from bench.recipe import Recipe
 from bench.store import RunSpec, RunStore
 
 
-def grid_specs(cfg: PerfConfig, data: DataCache) -> list[RunSpec]:
+def preset_grid(cfg: PerfConfig) -> list[RunSpec]:
     """The preset's grid as ``bench run --preset P --budget-scale S`` expands it (its own
     methods, or ``cfg.grid_methods``; seeds and densities narrowed where asked; a train and
-    test subset with ``cfg.grid_images``), bound to its data."""
+    test subset with ``cfg.grid_images``), not yet bound to its data."""
     preset = get_preset(cfg.grid or "quick")
     train, test = cfg.grid_images or (None, None)
     options = GridOptions(budget_scale=cfg.grid_scale, width=cfg.grid_width,
@@ -32,7 +33,21 @@ def grid_specs(cfg: PerfConfig, data: DataCache) -> list[RunSpec]:
         methods=([parse_method_item(m) for m in cfg.grid_methods]
                  if cfg.grid_methods else None),
         seeds=cfg.grid_seeds, densities=cfg.grid_densities)
-    return [data.bind(spec) for spec in preset_specs(preset, options, choice)]
+    return preset_specs(preset, options, choice)
+
+
+def check_grid(cfg: PerfConfig) -> None:
+    """The grid's mistakes (preset, methods, seeds, densities, subset sizes) as one error line
+    before any section runs, not after the sections before it."""
+    for spec in preset_grid(cfg):
+        for size in (spec.train_subset, spec.test_subset):
+            if size is not None:
+                check_balanced(size, dataset_info(spec.dataset).num_classes)
+
+
+def grid_specs(cfg: PerfConfig, data: DataCache) -> list[RunSpec]:
+    """:func:`preset_grid` bound to its data."""
+    return [data.bind(spec) for spec in preset_grid(cfg)]
 
 
 def run_preset(cfg: PerfConfig, results: Path, pack: int) -> int:
