@@ -154,12 +154,16 @@ def test_ctrl_c_stops_a_packed_run_that_waits_for_another_worker(tmp_path):
     threading.Thread(target=interrupt, daemon=True).start()
     fallback = threading.Timer(8, holder.release)  # without the fix: the wait ends here
     fallback.start()
+    # Python's own Ctrl-C handler: a shell starts background jobs (CI's too) with SIGINT
+    # ignored, and Python then leaves it ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     start = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
             run_packed([job], pack=2)
         assert time.monotonic() - start < 5
     finally:
+        signal.signal(signal.SIGINT, previous)
         fallback.cancel()
         if holder.proc.poll() is None:
             holder.release()
