@@ -62,6 +62,20 @@ def owner_info() -> dict[str, Any]:
     return info
 
 
+def owner_text(owner: dict[str, Any]) -> str:
+    """``host pid 123, slurm 17_2`` for a claim's or record's owner."""
+    parts = [f"{owner.get('host', '?')} pid {owner.get('pid', '?')}"]
+    if owner.get("slurm_array_job"):
+        parts.append(f"slurm {owner['slurm_array_job']}_{owner.get('slurm_array_task', '?')}")
+    elif owner.get("slurm_job"):
+        parts.append(f"slurm {owner['slurm_job']}")
+    if owner.get("slurm_restarts") not in (None, "0"):
+        parts.append(f"requeued {owner['slurm_restarts']}x")
+    if owner.get("worker"):
+        parts.append(owner["worker"])
+    return ", ".join(parts)
+
+
 def owner_dead(owner: dict[str, Any]) -> bool:
     """True when the owner was a process of this host that has ended."""
     if owner.get("host") != HOST or not isinstance(owner.get("pid"), int):

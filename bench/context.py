@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from bench.artifact import lossless
+from bench.claims import owner_text
 from bench.data import DeviceData, mix_seed
 from bench.engine import EngineOptions, TrainResult, evaluate, train
 from bench.errors import BenchError
@@ -189,7 +190,5 @@ class RunContext:
 
 def _say_waiting(run: str, phase: str, claim: dict[str, Any]) -> None:
     """One line on stderr: this run waits for another worker's training it shares."""
-    owner = claim.get("owner", {})
-    who = owner.get("worker") or f"{owner.get('host', '?')}:{owner.get('pid', '?')}"
-    print(f"run {run}: phase {phase} waits for worker {who}, which trains it "
-          "(a training this run shares)", file=sys.stderr, flush=True)
+    print(f"run {run}: phase {phase} waits for worker {owner_text(claim.get('owner', {}))}, "
+          "which trains it (a training this run shares)", file=sys.stderr, flush=True)

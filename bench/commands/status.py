@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.claims import claim_ttl
+from bench.claims import claim_ttl, owner_text
 from bench.defaults import results_root
 from bench.errors import BenchError
 from bench.shared_training import SharedCache, shared_cache
@@ -26,20 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", help="the grid id (default: the one launched last)")
     parser.add_argument("--all", action="store_true", help="list every run of each state")
     parser.add_argument("--json", action="store_true", help="the status as JSON")
-
-
-def owner_text(owner: dict[str, Any]) -> str:
-    """``host pid 123, slurm 17_2`` for a claim's or record's owner."""
-    parts = [f"{owner.get('host', '?')} pid {owner.get('pid', '?')}"]
-    if owner.get("slurm_array_job"):
-        parts.append(f"slurm {owner['slurm_array_job']}_{owner.get('slurm_array_task', '?')}")
-    elif owner.get("slurm_job"):
-        parts.append(f"slurm {owner['slurm_job']}")
-    if owner.get("slurm_restarts") not in (None, "0"):
-        parts.append(f"requeued {owner['slurm_restarts']}x")
-    if owner.get("worker"):
-        parts.append(owner["worker"])
-    return ", ".join(parts)
 
 
 def _run_line(run: Any) -> str:
