@@ -147,6 +147,22 @@ PRESETS: dict[str, Preset] = {
             methods=PEMN_VARIANTS,
         ),
         Preset(
+            name="pemn-convmixer-reduced",
+            description="PEMN bars on 2 CPU cores: ConvMixer-256/6 / CIFAR-10, dense and "
+            "every PEMN variant at keep ratio 0.5, the authors' recipe and augmentation cut to "
+            "1 of its 100 epochs over a class-balanced 20,000 of the 50,000 training images "
+            "(39 steps of 512; tested on all 10,000). Why so small: one ConvMixer-256/6 step "
+            "of 512 images took 15-45 s on one AVX2 core (2-core AMD EPYC, float32), so the "
+            "nine runs take about 2.5 hours on one thread",
+            recipe="pemn-authors",
+            models=("convmixer-256-6",),
+            densities=(0.5,),
+            methods=PEMN_VARIANTS,
+            train_subset=20000,
+            epochs=1,
+            reduces="pemn-convmixer",
+        ),
+        Preset(
             name="pemn-resnet",
             description="PEMN compression curves: ResNet-32/56 on CIFAR-10/100, random and "
             "magnitude at sparsity 90-96% against pemn-mp and pemn-rp 1e-1, 1e-2",
@@ -158,6 +174,26 @@ PRESETS: dict[str, Preset] = {
                      "pemn-rp:ratio=0.01"),
             method_recipes={m: "edge-popup" for m in MASK_LEARNERS},
             method_densities={m: (0.5,) for m in MASK_LEARNERS},
+        ),
+        Preset(
+            name="pemn-resnet-reduced",
+            description="PEMN compression curves on 2 CPU cores: ResNet-32 / CIFAR-10, dense, "
+            "random and magnitude at sparsity 90-96% against pemn-mp and pemn-rp 1e-1, 1e-2 "
+            "(keep ratio 0.5), every recipe cut to 2 epochs (px-resnet20's 160, lr x0.1 at 1 "
+            "and 2; Edge-Popup's 100 for the mask learners) over a class-balanced 25,000 of "
+            "the 50,000 training images (tested on all 10,000). Why: a ResNet-32 step of 128 "
+            "took about 1.2 s on one AVX2 core, so the twelve runs take about 2 hours on one "
+            "thread; magnitude pruning needs 2 epochs (dense, then fine-tune)",
+            recipe="px-resnet20",
+            models=("resnet32",),
+            densities=(0.1, 0.08, 0.06, 0.04),
+            methods=("dense", "random", "magnitude", "pemn-mp", "pemn-rp:ratio=0.1",
+                     "pemn-rp:ratio=0.01"),
+            method_recipes={m: "edge-popup" for m in MASK_LEARNERS},
+            method_densities={m: (0.5,) for m in MASK_LEARNERS},
+            train_subset=25000,
+            epochs=2,
+            reduces="pemn-resnet",
         ),
     )
 }
