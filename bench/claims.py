@@ -7,7 +7,8 @@ released, or stale: its heartbeat (the file's modification time, touched every
 ``ttl / 4`` seconds by a background thread) older than ``ttl``, or its owner a process of
 this host that no longer exists. Only the newest generation is kept. A worker that finds
 a newer generation than its own has lost its claim (it was paused past the ttl) and
-writes nothing more.
+writes nothing more. A claim carries its checksum: one that fails it, or is not JSON, reads
+as a claim being written (held until its heartbeat is stale), never as anyone's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from bench.errors import StorageError, printable
 from bench.fsutil import HOST, create_exclusive, unique_token, write_json_atomic
+from bench.integrity import DamagedFile, seal, unseal
+from bench.untrusted import MiB, UntrustedJSON, read_json
 
 CLAIM_TTL_ENV = "BENCH_CLAIM_TTL"
 WORKER_ENV = "BENCH_WORKER"  # a local worker's name, set by ``--executor local``
@@ -64,6 +68,7 @@ def owner_info() -> dict[str, Any]:
 
 def owner_text(owner: dict[str, Any]) -> str:
     """``host pid 123, slurm 17_2`` for a claim's or record's owner."""
+    owner = {k: printable(v) for k, v in owner.items()}  # read from files: shown escaped
     parts = [f"{owner.get('host', '?')} pid {owner.get('pid', '?')}"]
     if owner.get("slurm_array_job"):
         parts.append(f"slurm {owner['slurm_array_job']}_{owner.get('slurm_array_task', '?')}")
@@ -98,16 +103,15 @@ def claim_path(folder: Path, generation: int) -> Path:
 
 
 def read_claim(path: Path) -> dict[str, Any] | None:
-    """A claim's content (None when gone); a file still being written reads as ``{}``."""
+    """A claim's content (None when gone); a file still being written, or damaged, reads as
+    ``{}``."""
     try:
-        text = path.read_text()
+        data = read_json(path, MiB, "claim")
+        return unseal(data, path) if isinstance(data, dict) else {}
     except FileNotFoundError:
         return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
+    except (UntrustedJSON, DamagedFile):
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def claim_state(folder: Path, ttl: float | None = None) -> tuple[str, dict[str, Any], int]:
@@ -167,6 +171,8 @@ class Claim:
             os.utime(self.path)
         except FileNotFoundError:
             self.lost = True
+        except OSError:  # the disk refuses (read-only, failing): the claim will go stale,
+            return False  # and the worker's next write stops it with the disk's error
         return not self.lost
 
     def start_heartbeat(self) -> None:
@@ -185,7 +191,10 @@ class Claim:
             self._thread.join(timeout=5)
         if self.valid():
             data = read_claim(self.path) or {}
-            write_json_atomic(self.path, {**data, "released": True, **(note or {})})
+            try:
+                write_json_atomic(self.path, seal({**data, "released": True, **(note or {})}))
+            except StorageError:  # the claim goes stale instead; the error that stopped
+                pass              # this worker (or its next write) is the one reported
 
 
 def acquire(folder: Path, ttl: float | None = None) -> Claim | None:
@@ -200,8 +209,8 @@ def acquire(folder: Path, ttl: float | None = None) -> Claim | None:
     path = claim_path(folder, generation)
 
     def write(f: IO[bytes]) -> None:
-        f.write(json.dumps({"token": token, "generation": generation, "owner": owner_info(),
-                            "claimed": time.time()}).encode())
+        f.write(json.dumps(seal({"token": token, "generation": generation,
+                                 "owner": owner_info(), "claimed": time.time()})).encode())
 
     if not create_exclusive(path, write):
         return None  # another worker took this generation first

@@ -16,7 +16,7 @@ import bench.perf as perf
 import bench.reports.figures as figures
 from bench.commands import compare, export, listing, run, status
 from bench.defaults import EXIT_INTERRUPTED, EXIT_USAGE
-from bench.errors import BenchError
+from bench.errors import BenchError, is_storage_failure, printable, storage_error
 from bench.registry import PLUGIN_WARNINGS
 from bench.reports import tables_cli
 
@@ -76,7 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         return COMMANDS[args.command].run(args)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # the disk refused somewhere no layer named it: still one line
+        if not is_storage_failure(exc):
+            raise
+        print(f"error: {printable(storage_error(exc, doing='reading or writing'))}",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: finished runs are saved; rerun the same command to resume",

@@ -137,10 +137,13 @@ class RunContext:
         result, shared = self._trained_or_shared(key, trained, model, phase)
         entry: dict[str, Any] = {}
         if shared is not None:
-            result = self._use_shared(shared, model, evaluate_last)
-            entry = {"shared_from": shared.source, "shared_seconds": shared.result.seconds}
-            if not is_final:
-                self.search.shared_epochs += result.epochs
+            # this run's own earlier attempt (killed after saving it) trained it: its own
+            own = shared.source.get("run") == self.spec.key
+            result = self._use_shared(shared, model, evaluate_last, own)
+            if not own:
+                entry = {"shared_from": shared.source, "shared_seconds": shared.result.seconds}
+                if not is_final:
+                    self.search.shared_epochs += result.epochs
         self.phases.append({"phase": phase, "epochs": result.epochs, "steps": result.steps,
                             "seconds": result.seconds, "log": result.log,
                             "resumed_at_epoch": result.resumed_at_epoch, "final": is_final,
@@ -166,12 +169,15 @@ class RunContext:
             save_shared(self.store, key, model, result, {"run": self.spec.key, "phase": phase})
             return result, None
 
-    def _use_shared(self, shared: SharedTraining, model: nn.Module, evaluate_last: bool
-                    ) -> TrainResult:
-        """Load a training another run did into ``model``: its result, with 0 seconds here
-        (and its last epoch evaluated where its source, a final phase, left that out)."""
+    def _use_shared(self, shared: SharedTraining, model: nn.Module, evaluate_last: bool,
+                    own: bool = False) -> TrainResult:
+        """Load a stored training into ``model``: another run's, with 0 seconds here, or
+        ``own`` (this run's, before it was interrupted) with the seconds it took, as a
+        checkpointed phase resumes; its last epoch evaluated where its source, a final
+        phase, left that out."""
         model.load_state_dict(shared.state)
-        result = replace(shared.result, seconds=0.0, resumed_at_epoch=0)
+        result = (replace(shared.result, resumed_at_epoch=shared.result.epochs) if own else
+                  replace(shared.result, seconds=0.0, resumed_at_epoch=0))
         if evaluate_last and result.log and "test_accuracy" not in result.log[-1]:
             accuracy = evaluate(model, self.data, self.options)
             result.log[-1].update(test_accuracy=accuracy.top1, test_loss=accuracy.loss)

@@ -81,7 +81,7 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def numeric_environment(device: torch.device, switches: dict[str, bool]) -> dict[str, Any]:
+def numeric_environment(device: torch.device, switches: dict[str, Any]) -> dict[str, Any]:
     """The fields that can change a run's numbers (see the module docstring)."""
     env: dict[str, Any] = {
         "device_type": device.type,
@@ -105,7 +105,7 @@ def fingerprint(numeric: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def environment(device: torch.device, switches: dict[str, bool]) -> dict[str, Any]:
+def environment(device: torch.device, switches: dict[str, Any]) -> dict[str, Any]:
     """What every record stores: a readable device name, the numeric environment and its
     fingerprint, and the versions of Python, the suite and its code."""
     numeric = numeric_environment(device, switches)

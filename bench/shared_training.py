@@ -13,7 +13,9 @@ LTH is the case it exists for: the rounds before the last of every target densit
 seed and recipe are the same trainings (density 0.8, 0.64, 0.512, ...), so the grid trains
 each once and branches. Workers sharing the store train each such training once too: the
 first to ask holds a lease on it while it trains (:func:`training_lease`), and the others wait
-for its result. The folder may be deleted at any time; it is only a cache.
+for its result. The folder may be deleted at any time; it is only a cache. Each file
+carries its checksum (:mod:`bench.integrity`): a damaged one is set aside with a warning
+line and the training is done again, as if it were not there.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from torch import nn
 
 from bench.claims import Claim, acquire, claim_state
 from bench.engine import EngineOptions, TrainResult
-from bench.fsutil import write_atomic
+from bench.integrity import DamagedFile, load_torch, save_torch, set_aside
 from bench.provenance import fingerprint, numeric_environment
 from bench.recipe import Recipe
 from bench.store import RunSpec, RunStore
+from bench.untrusted import SHARED_KEY_RE, check_key
 
 SHARED_FORMAT = 1
 
@@ -80,19 +83,28 @@ def trained_names(model: nn.Module, params: Any) -> list[str]:
 
 
 def _path(store: RunStore, key: str) -> Path:
-    return store.root / "_shared" / "trainings" / f"{key}.pt"
+    name = check_key(key, "a training key", SHARED_KEY_RE)
+    return store.root / "_shared" / "trainings" / f"{name}.pt"
 
 
 def load_shared(store: RunStore, key: str) -> SharedTraining | None:
-    """The stored training of ``key``, or None (absent, torn or of another format)."""
+    """The stored training of ``key``, or None: absent, or damaged (then set aside)."""
     path = _path(store, key)
     if not path.is_file():
         return None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_torch(path)
+        if not isinstance(data, dict) or data.get("format") != SHARED_FORMAT:
+            raise DamagedFile(path, "not a shared training of this version")
         result = TrainResult(**data["result"])
         return SharedTraining(data["state"], result, data["source"])
-    except Exception:  # noqa: BLE001 - a torn or foreign file: train again
+    except FileNotFoundError:  # the cache may be deleted at any time
+        return None
+    except DamagedFile as exc:
+        set_aside(path, exc.reason)
+        return None
+    except (KeyError, TypeError) as exc:
+        set_aside(path, f"incomplete: {exc}")
         return None
 
 
@@ -100,8 +112,6 @@ def save_shared(store: RunStore, key: str, model: nn.Module, result: TrainResult
                 source: dict[str, Any]) -> None:
     """Keep a finished training for later runs (atomically; a concurrent writer's equal
     result may replace it)."""
-    path = _path(store, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "format": SHARED_FORMAT,
         "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
@@ -110,7 +120,7 @@ def save_shared(store: RunStore, key: str, model: nn.Module, result: TrainResult
                    "snapshots": result.snapshots},
         "source": source,
     }
-    write_atomic(path, lambda f: torch.save(data, f))
+    save_torch(_path(store, key), data)
 
 
 _LEASE_POLL_SECONDS = 1.0

@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
+import re
 import shutil
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bench import claims
-from bench.errors import BenchError
+from bench.errors import BenchError, is_storage_failure, storage_error, warn
 from bench.fsutil import write_json_atomic
+from bench.integrity import SEAL_FIELD, DamagedFile, seal, unseal
 from bench.recipe import Recipe
+from bench.untrusted import (
+    MiB,
+    UntrustedJSON,
+    check_key,
+    check_name,
+    check_number,
+    read_json,
+)
 
 __all__ = ["RunSpec", "RunStore", "UnreadableRecord", "write_json_atomic", "read_record_file",
            "validate_record"]
@@ -35,6 +43,10 @@ RECORD_FORMAT = 2
 RECORD_NAME = "record.json"
 EVENTS_NAME = "events.log"
 ARTIFACT_PREFIX, ARTIFACT_SUFFIX = "model-", ".bpa"
+# A record names its artifact by file name only: ``model-<16 hex>.bpa`` (``model.bpa``
+# before the name carried the hash). Anything else (``../x``, an absolute path) is refused.
+ARTIFACT_FILE_RE = re.compile(r"model(-[0-9a-f]{16})?\.bpa")
+RECORD_MAX_BYTES = 64 * MiB
 STATUSES = ("running", "finished", "failed", "diverged")
 # A record is replaced only by one of at least its rank: finished and diverged are results.
 STATUS_RANK = {"running": 0, "failed": 0, "diverged": 1, "finished": 2}
@@ -150,46 +162,102 @@ class UnreadableRecord(BenchError):
     """A record file exists but cannot be parsed; the run is redone, the file kept aside."""
 
 
-REQUIRED_METRICS = {"test_accuracy": (int, float), "test_loss": (int, float),
-                    "artifact_bytes": int, "artifact_file": str}
+REQUIRED_METRICS = ("test_accuracy", "test_loss", "artifact_bytes", "artifact_file")
+# The ranges a finished record's numbers can have (None: absent or not measured is fine).
+_COUNT = (0, 2**53)
+METRIC_RANGES: dict[str, tuple[float, float, bool]] = {
+    "test_accuracy": (0, 100, False), "test_top5": (0, 100, False),
+    "test_loss": (0, 1e9, False), "artifact_bytes": (1, 2**53, True),
+    "dense_bytes": (*_COUNT, True), "density": (0, 1, False),
+    "compression_ratio": (0, 1e15, False), "theoretical_speedup": (0, 1e15, False),
+    "parameters_total": (*_COUNT, True), "parameters_prunable": (*_COUNT, True),
+    "parameters_kept": (*_COUNT, True), "values_dense": (*_COUNT, True),
+    "values_stored": (*_COUNT, True), "macs_dense": (*_COUNT, True),
+    "macs_sparse": (*_COUNT, True), "decode_max_logit_difference": (0, 1e30, False),
+}
+BUDGET_RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (0, 1e7), "steps": (0, 1e12), "train_seconds": (0, 1e9),
+    "all_phases_epochs": (0, 1e7), "all_phases_steps": (0, 1e12),
+    "all_phases_train_seconds": (0, 1e9),
+}
 
 
-def validate_record(data: Any, where: str) -> dict[str, Any]:
+def validate_record(data: Any, where: str, folder_key: str | None = None) -> dict[str, Any]:
     """``data`` if it is a whole run record, else :class:`UnreadableRecord` saying what lacks.
 
-    Every record needs a status and a spec the suite can rebuild; a finished one needs its
-    metrics (accuracy and loss as finite numbers, the artifact's name and size).
+    Every record needs a status, its key (16 hex digits; the folder's name where it sits in
+    a store, ``folder_key``) and a spec the suite can rebuild, whose names are names; a
+    finished one needs its metrics, each in the range a result can have, and its artifact
+    named by a plain file name (a record never points outside its run folder).
     """
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         raise UnreadableRecord(f"unreadable record {where}: not a run record (no valid status)")
     if not isinstance(data.get("spec"), dict):
         raise UnreadableRecord(f"unreadable record {where}: no spec")
     try:
+        _check_fields(data, folder_key)
         RunSpec.from_record(data["spec"])
     except BenchError as exc:
         raise UnreadableRecord(f"unreadable record {where}: {exc}") from None
-    if data["status"] == "finished":
-        metrics = data.get("metrics")
-        if not isinstance(metrics, dict):
-            raise UnreadableRecord(f"unreadable record {where}: finished but has no metrics")
-        for name, kind in REQUIRED_METRICS.items():
-            value = metrics.get(name)
-            if not isinstance(value, kind) or isinstance(value, bool) or (
-                    isinstance(value, float) and not math.isfinite(value)):
-                raise UnreadableRecord(
-                    f"unreadable record {where}: finished but metric {name!r} is "
-                    f"{'missing' if value is None else repr(value)}")
     return data
 
 
+def _check_fields(data: dict[str, Any], folder_key: str | None) -> None:
+    """The untrusted fields of a record within their limits (:mod:`bench.untrusted`)."""
+    key = check_key(data.get("key"), "its key")
+    if folder_key is not None and key != folder_key:
+        raise UntrustedJSON(f"its key {key} is not its folder's name {folder_key}")
+    spec = data["spec"]
+    for name in ("method", "model", "dataset"):
+        check_name(spec.get(name), f"spec {name}")
+    check_number(spec.get("density"), "spec density", 0, 1)
+    check_number(spec.get("seed"), "spec seed", -(2**63), 2**64, integer=True)
+    for name in ("hparams", "model_kwargs"):
+        for k, v in (spec.get(name) or {}).items() if isinstance(spec.get(name), dict) else ():
+            check_name(k, f"spec {name} name")
+            if isinstance(v, str):
+                check_name(v, f"spec {name} {k}")
+    if data["status"] != "finished":
+        return
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        raise UntrustedJSON("finished but has no metrics")
+    missing = [name for name in REQUIRED_METRICS if metrics.get(name) is None]
+    if missing:
+        raise UntrustedJSON(f"finished but metric {missing[0]!r} is missing")
+    for name, (low, high, integer) in METRIC_RANGES.items():
+        if metrics.get(name) is not None:
+            check_number(metrics[name], f"metric {name}", low, high, integer=integer)
+    artifact = check_name(metrics["artifact_file"], "its artifact file")
+    if not ARTIFACT_FILE_RE.fullmatch(artifact):
+        raise UntrustedJSON(f"its artifact file {artifact!r} is not a plain artifact name "
+                            "(model-<16 hex digits>.bpa)")
+    for name in metrics.get("collapsed_tensors") or ():
+        check_name(name, "a collapsed tensor's name")
+    budget = data.get("budget")
+    if isinstance(budget, dict):
+        for name, (low, high) in BUDGET_RANGES.items():
+            if budget.get(name) is not None:
+                check_number(budget[name], f"budget {name}", low, high)
+
+
 def read_record_file(path: Path) -> dict[str, Any]:
-    """Parse and validate one record file; any problem is an :class:`UnreadableRecord`."""
+    """Parse, verify and validate one record file; any problem is an
+    :class:`UnreadableRecord` (a disk refusing the read, a StorageError)."""
+    path = Path(path)
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UnreadableRecord(f"unreadable record {path}: {exc}") from exc
-    return validate_record(data, str(path))
+        data = read_json(path, RECORD_MAX_BYTES)
+        if isinstance(data, dict):  # checked, then dropped: a storage detail, not a result
+            data = unseal(data, path)
+            data.pop(SEAL_FIELD, None)
+    except FileNotFoundError as exc:
+        raise UnreadableRecord(f"unreadable record {path}: it vanished ({exc.strerror})") \
+            from None
+    except UntrustedJSON as exc:
+        raise UnreadableRecord(f"unreadable record {path}: it {exc.reason}") from None
+    except DamagedFile as exc:
+        raise UnreadableRecord(f"unreadable record {path}: {exc.reason}") from None
+    return validate_record(data, str(path), folder_key=path.parent.name)
 
 
 def artifact_name(sha256: str) -> str:
@@ -205,12 +273,17 @@ class RunStore:
         self.root = Path(root)
 
     def run_dir(self, key: str) -> Path:
-        return self.root / key
+        """The run's folder; a key that is not 16 hex digits (``../x``, read from a damaged
+        or crafted file) is refused, so nothing outside the store is ever touched."""
+        return self.root / check_key(key, "a run key")
 
     def record_path(self, key: str) -> Path:
         return self.run_dir(key) / RECORD_NAME
 
     def artifact_path(self, key: str, name: str) -> Path:
+        """The artifact ``name`` of run ``key``: a plain artifact file name, never a path."""
+        if not isinstance(name, str) or not ARTIFACT_FILE_RE.fullmatch(name):
+            raise UntrustedJSON(f"artifact name {name!r} is not a plain artifact file name")
         return self.run_dir(key) / name
 
     def checkpoint_path(self, key: str, phase: str) -> Path:
@@ -229,7 +302,12 @@ class RunStore:
         n = 0
         while (aside := path.with_name(f"record.unreadable.{n}.json")).exists():
             n += 1
-        os.replace(path, aside)
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            if is_storage_failure(exc):
+                raise storage_error(exc, path, "setting aside") from None
+            raise
         return aside
 
     def write(self, key: str, record: dict[str, Any]) -> bool:
@@ -245,7 +323,7 @@ class RunStore:
         if current is not None and (STATUS_RANK[current["status"]]
                                     > STATUS_RANK[record["status"]]):
             return False
-        write_json_atomic(self.record_path(key), record)
+        write_json_atomic(self.record_path(key), seal(record))
         return True
 
     def event(self, key: str, event: str, **details: Any) -> None:
@@ -253,12 +331,17 @@ class RunStore:
         line = json.dumps({"time": time.time(), "event": event, **claims.owner_info(),
                            **details}) + "\n"
         path = self.run_dir(key) / EVENTS_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if is_storage_failure(exc):
+                raise storage_error(exc, path) from None
+            raise
 
     def events(self, key: str) -> list[dict[str, Any]]:
         """The run's events, oldest first (a torn last line is skipped)."""
@@ -299,4 +382,4 @@ class RunStore:
             try:
                 yield path, read_record_file(path)
             except UnreadableRecord as exc:
-                warnings.warn(str(exc), stacklevel=2)
+                warn(str(exc))

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from bench import fsutil
+from bench.errors import StorageError
 
 
 @pytest.fixture
@@ -50,7 +51,8 @@ def test_staged_failing_fsync_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError(5, "I/O error")
 
     monkeypatch.setattr(os, "fsync", broken)
-    with pytest.raises(OSError), fsutil.staged(target) as staging:
+    with pytest.raises(StorageError, match=f"writing {target} failed: an input/output error"), \
+            fsutil.staged(target) as staging:
         staging.path.write_bytes(b"new")
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["file.bin"]
 

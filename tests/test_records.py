@@ -15,6 +15,7 @@ import torch
 from bench import claims
 from bench.cli import main
 from bench.data import load_data
+from bench.integrity import seal
 from bench.registry import _REGISTRY, Method, register
 from bench.store import RunStore
 
@@ -340,7 +341,7 @@ def test_a_claim_is_exclusive_and_a_dead_owner_is_taken_over(tmp_path):
                           capture_output=True, text=True)
     data = json.loads(second.path.read_text())
     data["owner"]["pid"] = int(dead.stdout)
-    second.path.write_text(json.dumps(data))
+    second.path.write_text(json.dumps(seal(data)))  # as the dead owner wrote it
     third = claims.acquire(tmp_path / "run", ttl=3600)
     assert third is not None and not second.valid()  # the old owner sees it lost the run
     assert claims.generations(tmp_path / "run") == [third.generation]
@@ -352,7 +353,7 @@ def test_a_claim_whose_heartbeat_stopped_goes_stale(tmp_path):
     held._stop.set()  # a paused worker: no heartbeat
     data = json.loads(held.path.read_text())
     data["owner"]["host"] = "elsewhere"  # on another host: only the heartbeat tells
-    held.path.write_text(json.dumps(data))
+    held.path.write_text(json.dumps(seal(data)))
     assert claims.acquire(tmp_path / "run", ttl=60) is None
     old = time.time() - 120
     os.utime(held.path, (old, old))

@@ -91,14 +91,14 @@ def test_a_torn_shared_file_is_trained_again(tmp_path):
     model = build_model("resnet20", 10, seed=0, width=0.25)
     result = TrainResult([{"epoch": 1, "train_loss": 2.0}], 1, 3, 1.5, 0,
                          {1: {"w": torch.ones(2)}})
-    save_shared(store, "k" * 32, model, result, {"run": "r", "phase": "round0"})
-    kept = load_shared(store, "k" * 32)
+    save_shared(store, "a" * 32, model, result, {"run": "r", "phase": "round0"})
+    kept = load_shared(store, "a" * 32)
     assert kept is not None and kept.result.log == result.log and kept.source["run"] == "r"
     assert torch.equal(kept.result.snapshots[1]["w"], torch.ones(2))
     path = next((tmp_path / "_shared" / "trainings").glob("*.pt"))
     path.write_bytes(path.read_bytes()[:100])
-    assert load_shared(store, "k" * 32) is None
-    assert load_shared(store, "z" * 32) is None
+    assert load_shared(store, "a" * 32) is None
+    assert load_shared(store, "b" * 32) is None
 
 
 def test_two_runs_packed_together_train_their_common_rounds_once(cifar10_dir, tmp_path):

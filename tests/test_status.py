@@ -21,7 +21,7 @@ from bench.store import RunSpec, RunStore
 SPECS = [RunSpec(method="dense", model="resnet20", dataset="cifar10", density=1.0, seed=seed,
                  recipe=Recipe(epochs=10, lr=0.1, weight_decay=5e-4)) for seed in range(5)]
 METRICS = {"test_accuracy": 50.0, "test_loss": 1.5, "artifact_bytes": 10,
-           "artifact_file": "model-0.bpa"}
+           "artifact_file": "model-0123456789abcdef.bpa"}
 
 
 def record(spec: RunSpec, status: str, **extra) -> dict:

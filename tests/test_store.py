@@ -50,7 +50,7 @@ def test_spec_round_trips_through_a_record():
 
 
 METRICS = {"test_accuracy": 50.0, "test_loss": 1.5, "artifact_bytes": 10,
-           "artifact_file": "model-0.bpa"}
+           "artifact_file": "model-0123456789abcdef.bpa"}
 
 
 def test_atomic_write_and_read(tmp_path):
@@ -64,15 +64,16 @@ def test_atomic_write_and_read(tmp_path):
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"status": "weird", "spec": {}}', ""])
-def test_unreadable_record_is_named_and_set_aside(tmp_path, content):
+def test_unreadable_record_is_named_and_set_aside(tmp_path, content, capsys):
     store = RunStore(tmp_path)
     path = store.record_path(SPEC.key)
     path.parent.mkdir(parents=True)
     path.write_text(content)
     with pytest.raises(UnreadableRecord, match=str(path)):
         store.read(SPEC.key)
-    with pytest.warns(UserWarning, match="unreadable"):
-        assert list(store.records()) == []
+    assert list(store.records()) == []
+    (line,) = capsys.readouterr().err.splitlines()  # one line, not a Python UserWarning
+    assert line.startswith(f"warning: unreadable record {path}")
     aside = store.set_aside(SPEC.key)
     assert aside.exists() and not path.exists() and aside.read_text() == content
 
@@ -99,22 +100,27 @@ def test_a_record_is_never_replaced_by_a_worse_status(tmp_path):
     assert store.read(SPEC.key)["attempt"] == 2
 
 
+KEY = {"key": SPEC.key}
+
+
 @pytest.mark.parametrize("record, problem", [
-    ({"status": "finished", "spec": {}}, "spec in record is incomplete"),
-    ({"status": "finished"}, "no spec"),
-    ({"status": "finished", "spec": SPEC.to_record()}, "finished but has no metrics"),
-    ({"status": "finished", "spec": SPEC.to_record(),
-      "metrics": {**METRICS, "test_accuracy": float("nan")}}, "metric 'test_accuracy' is nan"),
-    ({"status": "finished", "spec": SPEC.to_record(),
+    ({"status": "finished", "spec": {}, **KEY}, "spec method is"),
+    ({"status": "finished", **KEY}, "no spec"),
+    ({"status": "finished", "spec": SPEC.to_record()}, "its key is None"),
+    ({"status": "finished", "spec": SPEC.to_record(), **KEY}, "finished but has no metrics"),
+    ({"status": "finished", "spec": SPEC.to_record(), **KEY,
+      "metrics": {**METRICS, "test_accuracy": float("nan")}},
+     "metric test_accuracy is nan, not a finite number"),
+    ({"status": "finished", "spec": SPEC.to_record(), **KEY,
       "metrics": {k: v for k, v in METRICS.items() if k != "artifact_bytes"}},
      "metric 'artifact_bytes' is missing"),
 ])
 def test_records_that_cannot_be_used_are_unreadable(tmp_path, record, problem):
-    path = tmp_path / "k" / "record.json"
+    path = RunStore(tmp_path).record_path(SPEC.key)
     path.parent.mkdir()
     path.write_text(json.dumps(record))
     with pytest.raises(UnreadableRecord, match=problem):
-        RunStore(tmp_path).read("k")
+        RunStore(tmp_path).read(SPEC.key)
 
 
 def test_temporary_names_are_unique_per_write(tmp_path):

@@ -41,6 +41,7 @@ def engine_options(args: argparse.Namespace) -> Any:
         cuda_graphs=False if args.no_cuda_graphs else None,
         progress=not args.no_progress and sys.stderr.isatty(),
         eval_every=args.eval_every,
+        pack=args.pack,
     )
     return options.plain() if args.plain else options
 

@@ -100,12 +100,13 @@ def command(args: argparse.Namespace) -> int:
     from bench.harness.manifest import manifests, read_manifest
     from bench.harness.status import grid_status
     from bench.store import RunStore
+    from bench.untrusted import GRID_ID_RE
 
     store = RunStore(results_root(args.results))
     if not store.root.is_dir():
         raise BenchError(f"no run store at {store.root} (see --results)")
     if args.grid:
-        manifest = read_manifest(store, args.grid)
+        manifest = read_manifest(store, args.grid) if GRID_ID_RE.fullmatch(args.grid) else None
         if manifest is None:
             known = ", ".join(m.id for m in manifests(store)) or "none"
             raise BenchError(f"no grid {args.grid!r} in {store.root}; grids there: {known}")

@@ -1,5 +1,9 @@
 """What a training phase has done (:class:`TrainResult`, :class:`Progress`) and its
-per-epoch checkpoint, from which a later call resumes exactly after the last finished epoch."""
+per-epoch checkpoint, from which a later call resumes exactly after the last finished epoch.
+
+A checkpoint carries its checksum (:mod:`bench.integrity`): one that fails it is set aside
+with a warning line and the phase starts again, as if there were none.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.fsutil import write_atomic
+from bench.integrity import DamagedFile, load_torch, save_torch, set_aside
 from bench.recipe import Recipe
 
 
@@ -65,18 +69,24 @@ def save_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
     }
-    write_atomic(path, lambda f: torch.save(state, f))
+    save_torch(path, state)
 
 
 def load_checkpoint(
     path: Path | None, recipe: Recipe, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> Progress:
-    """Restore model, optimiser and progress from ``path``; a fresh start if absent or stale."""
+    """Restore model, optimiser and progress from ``path``; a fresh start if absent, of
+    another recipe, or damaged (then set aside, with a warning line)."""
     if path is None or not path.exists():
         return Progress()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a torn or foreign file: start the phase again
+        state = load_torch(path)
+        if not isinstance(state, dict):
+            raise DamagedFile(path, "not a checkpoint")
+    except FileNotFoundError:
+        return Progress()
+    except DamagedFile as exc:
+        set_aside(path, exc.reason)
         return Progress()
     if state.get("recipe") != recipe.as_dict():
         return Progress()

@@ -32,6 +32,7 @@ from bench.engine.options import EngineOptions, step_begin
 from bench.engine.step import LossFunction, loss_function
 from bench.engine.update import Update
 from bench.fsutil import write_json_atomic
+from bench.integrity import seal
 from bench.recipe import Recipe, lr_factor
 
 
@@ -260,6 +261,6 @@ def record_epoch(phase: Phase, entry: dict[str, Any], step: int) -> None:
                           acc=f"{entry.get('test_accuracy', 0):.1f}")
     if checkpoint is not None:
         save_checkpoint(checkpoint, phase.recipe, phase.model, phase.optimizer, progress)
-        write_json_atomic(progress_path(checkpoint), {  # for `bench status`: no torch.load
+        write_json_atomic(progress_path(checkpoint), seal({  # `bench status`: no torch.load
             "epoch": epoch, "epochs": phase.recipe.epochs, "seconds": progress.seconds,
-            "time": time.time()})
+            "time": time.time()}))

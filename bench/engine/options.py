@@ -51,6 +51,10 @@ class EngineOptions:
     progress: bool = False
     eval_every: int = 1
     eval_batch_size: int = 1000
+    pack: int = 1
+    """Runs trained together in one vmapped step (``bench run --pack``). A packed step
+    rounds differently from one run's, so K > 1 is part of the numeric environment: a
+    packed and an unpacked run of one spec are never compared to the bit."""
 
     @property
     def cuda(self) -> bool:
@@ -83,12 +87,17 @@ class EngineOptions:
         return replace(self, compile=False, channels_last=False, bf16=False,
                        fused_optimizer=False, cuda_graphs=False, cudnn_benchmark=False)
 
-    def switches(self) -> dict[str, bool]:
-        """The speed switches as they resolve on this device (stored in every record)."""
-        return {"compile": self.compile, "cuda_graphs": self.use_cuda_graphs,
-                "channels_last": self.use_channels_last, "bf16": self.use_bf16,
-                "fused_optimizer": self.use_fused_optimizer,
-                "cudnn_benchmark": self.use_cudnn_benchmark}
+    def switches(self) -> dict[str, bool | int]:
+        """The speed switches as they resolve on this device (stored in every record);
+        ``pack`` only where runs are packed, so unpacked records keep their fingerprint."""
+        out: dict[str, bool | int] = {
+            "compile": self.compile, "cuda_graphs": self.use_cuda_graphs,
+            "channels_last": self.use_channels_last, "bf16": self.use_bf16,
+            "fused_optimizer": self.use_fused_optimizer,
+            "cudnn_benchmark": self.use_cudnn_benchmark}
+        if self.pack > 1:
+            out["pack"] = self.pack
+        return out
 
 
 def autocast(options: EngineOptions) -> contextlib.AbstractContextManager:

@@ -1,8 +1,12 @@
-"""One spec end to end: claim it, run the method on a fresh model, write the record."""
+"""One spec end to end: claim it, run the method on a fresh model, write the record.
+
+A failing run is recorded and the grid goes on, except when the disk refuses
+(:class:`~bench.errors.StorageError`): every later run would fail the same way, so the
+error stops the grid, leaving finished runs as they are.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Callable
@@ -20,15 +24,18 @@ from bench.engine import (
     TrainResult,
     prepare_model,
 )
+from bench.errors import BenchError, StorageError, is_storage_failure, storage_error
 from bench.fsutil import write_json_atomic
 from bench.harness.data_cache import DataCache
 from bench.harness.evaluation import check_finite, measure
 from bench.harness.outcome import Outcome
 from bench.harness.records import reusable, stored_record
-from bench.models import build_model
+from bench.integrity import DamagedFile, seal, unseal
+from bench.models import build_model, prunable_layers
 from bench.provenance import describe_difference, environment
 from bench.registry import Method, get_method
 from bench.store import RECORD_FORMAT, RunSpec, RunStore
+from bench.untrusted import MiB, UntrustedJSON, read_json
 
 Trainer = Callable[..., TrainResult]
 
@@ -77,12 +84,13 @@ def _environment_check(store: RunStore, spec: RunSpec, env: dict[str, Any],
     folder = store.run_dir(spec.key) / "checkpoints"
     marker = folder / "environment.json"
     if not any(folder.glob("*.ckpt")):
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(marker, env)
+        write_json_atomic(marker, seal(env))
         return None
     try:
-        before = json.loads(marker.read_text())
-    except (OSError, json.JSONDecodeError):
+        before = unseal(read_json(marker, MiB, "checkpoint environment"), marker)
+    except (OSError, AttributeError, UntrustedJSON, DamagedFile):
+        before = {}  # unknown: said below as a difference
+    if not isinstance(before.get("numeric"), dict):
         before = {}
     if before.get("fingerprint") == env["fingerprint"]:
         return None
@@ -105,6 +113,12 @@ def _attempt(spec: RunSpec, claim: Any, store: RunStore, data: DataCache,
         record["status"] = "finished"
     except Diverged as exc:
         record.update(status="diverged", error={"type": "Diverged", "message": str(exc)})
+    except StorageError:  # the disk refuses: stop the grid (the run resumes once fixed)
+        raise
+    except OSError as exc:
+        if is_storage_failure(exc):
+            raise storage_error(exc) from None
+        record.update(status="failed", error=_error(exc))
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, Slurm preemption (submitit)
         record.update(status="running", interrupted=_now())
         if claim.valid():
@@ -112,11 +126,16 @@ def _attempt(spec: RunSpec, claim: Any, store: RunStore, data: DataCache,
             store.event(spec.key, "interrupted")
         raise
     except Exception as exc:  # one failing run is recorded and the grid goes on
-        record.update(status="failed", error={"type": type(exc).__name__, "message": str(exc),
-                                              "traceback": traceback.format_exc()})
+        record.update(status="failed", error=_error(exc))
     record["wall_seconds"] = time.perf_counter() - t0
     record["finished"] = _now()
     return _finish(spec, claim, store, record, echo)
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    """A failed record's ``error``: type, message and traceback."""
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback": traceback.format_exc()}
 
 
 def _start(spec: RunSpec, claim: Any, store: RunStore, options: EngineOptions, force: bool,
@@ -180,6 +199,7 @@ def _run(
     t0 = time.perf_counter()
     model = method.run(ctx)
     method_seconds = time.perf_counter() - t0
+    check_contract(spec, model)
     check_finite(model)
     metrics = measure(model, spec, method, store, data, options)
     final = ctx.final_phase()
@@ -214,3 +234,27 @@ def _run(
     if ctx.notes:
         out["method_notes"] = ctx.notes
     return out
+
+
+class ContractBroken(BenchError):
+    """A method plugin returned what the plugin contract (``bench.api``) does not allow."""
+
+
+def check_contract(spec: RunSpec, model: object) -> None:
+    """:class:`ContractBroken`, naming the method and the rule, unless ``model`` is what
+    ``Method.run`` must return: the run's network (an ``nn.Module`` with its prunable
+    layers), pruned (some weight masked) whenever the run asks for a density below 1."""
+    def broken(rule: str) -> ContractBroken:
+        return ContractBroken(f"method {spec.method!r} broke the plugin contract: {rule}")
+
+    if not isinstance(model, torch.nn.Module):
+        raise broken(f"run() must return the trained model (an nn.Module); it returned "
+                     f"{type(model).__name__ if model is not None else 'None'}")
+    layers = prunable_layers(model)
+    if not layers:
+        raise broken("run() returned a model without prunable layers; return the model "
+                     "from ctx.model, built for this run")
+    if spec.density < 1 and all(layer.current_mask() is None for _, layer in layers):
+        raise broken(f"the run asks for density {spec.density:g} but the returned model has "
+                     "no mask on any prunable layer; set masks (bench.api: prune, "
+                     "apply_masks) before returning")

@@ -3,7 +3,6 @@ interrupted or pending; the workers alive; the time left at the rate measured so
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,9 @@ from bench.claims import claim_state
 from bench.engine import progress_path
 from bench.harness.manifest import GridManifest
 from bench.harness.workers import workers
+from bench.integrity import DamagedFile, unseal
 from bench.store import RunStore, UnreadableRecord
+from bench.untrusted import MiB, UntrustedJSON, check_number, read_json
 
 FINAL = ("finished", "diverged")
 OPEN = ("pending", "running", "interrupted")  # a worker has yet to end these
@@ -62,14 +63,18 @@ def _checkpointed(store: RunStore, state: RunState) -> None:
     folder = store.run_dir(state.key) / "checkpoints"
     newest = -1.0
     for ckpt in folder.glob("*.ckpt"):
+        path = progress_path(ckpt)
         try:
-            info = json.loads(progress_path(ckpt).read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        state.epochs_done += int(info.get("epoch", 0))
-        state.train_seconds += float(info.get("seconds", 0.0))
-        if info.get("time", 0) > newest:
-            newest, state.phase = info.get("time", 0), ckpt.stem
+            info = unseal(read_json(path, MiB, "checkpoint progress"), path)
+            epoch = int(check_number(info.get("epoch", 0), "epoch", 0, 1e7, integer=True))
+            seconds = float(check_number(info.get("seconds", 0.0), "seconds", 0, 1e9))
+            written = float(check_number(info.get("time", 0), "time", 0, 1e11))
+        except (OSError, AttributeError, UntrustedJSON, DamagedFile):
+            continue  # being written, or damaged: the run's own resume checks its checkpoint
+        state.epochs_done += epoch
+        state.train_seconds += seconds
+        if written > newest:
+            newest, state.phase = written, ckpt.stem
 
 
 def run_state(store: RunStore, run: dict[str, Any]) -> RunState:

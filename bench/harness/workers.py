@@ -8,7 +8,7 @@ that is killed leaves it to go stale, as its run claims do.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import threading
 import time
@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.claims import claim_ttl, owner_dead, owner_info
+from bench.errors import StorageError
 from bench.fsutil import unique_token, write_json_atomic
+from bench.integrity import DamagedFile, seal, unseal
 from bench.store import RunStore
+from bench.untrusted import MiB, UntrustedJSON, read_json
 
 WORKERS_FOLDER = "_workers"
 
@@ -41,7 +44,7 @@ class WorkerBeacon:
 
     def __enter__(self) -> WorkerBeacon:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._info = {"owner": owner_info(), "grid": self.grid, "started": time.time()}
+        self._info = seal({"owner": owner_info(), "grid": self.grid, "started": time.time()})
         write_json_atomic(self.path, self._info)
         self._thread = threading.Thread(target=self._beat, name="bench-worker-beacon",
                                         daemon=True)
@@ -53,13 +56,17 @@ class WorkerBeacon:
             try:
                 os.utime(self.path)
             except FileNotFoundError:
-                write_json_atomic(self.path, self._info)
+                with contextlib.suppress(StorageError):
+                    write_json_atomic(self.path, self._info)
+            except OSError:  # the disk refuses: the beacon goes stale, the worker's own
+                return       # next write reports the disk's error
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only store keeps a stale beacon
+            self.path.unlink(missing_ok=True)
 
 
 def workers(store: RunStore, ttl: float | None = None) -> list[dict[str, Any]]:
@@ -68,9 +75,11 @@ def workers(store: RunStore, ttl: float | None = None) -> list[dict[str, Any]]:
     out = []
     for path in sorted((store.root / WORKERS_FOLDER).glob("*.json")):
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path, MiB, "worker beacon")
+            if isinstance(data, dict):
+                unseal(data, path)
             age = time.time() - path.stat().st_mtime
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UntrustedJSON, DamagedFile):
             continue
         if not isinstance(data, dict):
             continue

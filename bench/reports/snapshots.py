@@ -7,19 +7,22 @@ meant to be committed (bulky per-run detail left out, every number compared kept
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
 from bench.fsutil import write_json_atomic
+from bench.integrity import SEAL_FIELD
 from bench.store import UnreadableRecord, read_record_file, validate_record
+from bench.untrusted import MiB, UntrustedJSON, read_json
 
 SNAPSHOT_FORMAT = "bench-results"
 SNAPSHOT_VERSION = 1
-# Bulky per-run detail a snapshot leaves out; the numbers compared are all kept.
-DROPPED_FROM_SNAPSHOT = ("phases",)
+SNAPSHOT_MAX_BYTES = 1024 * MiB
+# Bulky per-run detail a snapshot leaves out (and each record's checksum, which covers the
+# whole record); the numbers compared are all kept.
+DROPPED_FROM_SNAPSHOT = ("phases", SEAL_FIELD)
 DROPPED_METRICS = ("artifact_layers", "density_per_tensor")
 
 
@@ -42,9 +45,9 @@ def load_result_set(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise BenchError(f"no such result set: {path}")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"unreadable snapshot {path}: {exc}") from None
+        data = read_json(path, SNAPSHOT_MAX_BYTES)
+    except UntrustedJSON as exc:
+        raise BenchError(f"unreadable snapshot {path}: it {exc.reason}") from None
     if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
         raise BenchError(f"unreadable snapshot {path}: not a {SNAPSHOT_FORMAT} file")
     if data.get("version") != SNAPSHOT_VERSION:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.defaults import results_root
 from bench.errors import BenchError
+from bench.fsutil import write_atomic
 from bench.grid import GridOptions, grid_options
 from bench.presets import PRESETS, get_preset
 from bench.reports.choices import FORMATS, GROUP_BY, METRICS, SIZES
@@ -112,8 +113,7 @@ def command(args: argparse.Namespace) -> int:
             prefix = "% " if args.format == "latex" else ""
             text += "\n" + "\n".join(prefix + line for line in lines) + "\n"
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        write_atomic(args.out, lambda f: f.write(text.encode()))
         print(f"wrote {args.out}")
     else:
         print(text, end="")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bench.fsutil import staged
 from bench.reports.figures.series import Series
 from bench.reports.labels import byte_unit, setup_title
 from bench.reports.stats import NOT_FINISHED
@@ -146,11 +147,13 @@ def panels_of(table: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
 
 
 def save(fig: Figure, out: Path, name: str) -> list[Path]:
-    """Write ``name.png`` (200 dpi) and ``name.pdf`` under ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``name.png`` (200 dpi) and ``name.pdf`` under ``out``, each to a temporary name
+    renamed into place: a disk that fills up leaves no partial or empty figure."""
     paths = []
     for suffix, dpi in ((".png", 200), (".pdf", None)):
         path = out / f"{name}{suffix}"
-        fig.savefig(path, dpi=dpi, metadata=None if suffix == ".png" else {"CreationDate": None})
+        with staged(path) as staging, open(staging.path, "wb") as f:
+            fig.savefig(f, format=suffix[1:], dpi=dpi,
+                        metadata=None if suffix == ".png" else {"CreationDate": None})
         paths.append(path)
     return paths
