@@ -120,7 +120,7 @@ def check_name(value: Any, what: str) -> str:
     if len(value) > MAX_NAME_LENGTH:
         raise UntrustedJSON(f"{what} is {len(value)} characters long")
     if printable(value) != value:
-        raise UntrustedJSON(f"{what} {printable(value)!r} holds control characters")
+        raise UntrustedJSON(f"{what} '{printable(value)}' holds control characters")
     return value
 
 

@@ -180,3 +180,11 @@ def data64(cifar10_dir):
     data = load_data("cifar10", cifar10_dir, "cpu", 300, 100, download=False)
     data._mean, data._std = data._mean.double(), data._std.double()
     return data
+
+
+@pytest.fixture(scope="session")
+def data300(cifar10_dir):
+    """300/100 real CIFAR-10 images on the CPU (float32), for engine-level tests."""
+    from bench.data import load_data
+
+    return load_data("cifar10", cifar10_dir, "cpu", 300, 100, download=False)
