@@ -17,7 +17,7 @@ from bench.commands.follow import follow
 from bench.commands.run_setup import RunSetup, prepare, record_manifest
 from bench.commands.run_summary import followed_exit
 from bench.defaults import resolve_device
-from bench.errors import BenchError
+from bench.errors import BenchError, printable
 
 STOP_SECONDS = 30.0  # a worker's grace to save after SIGTERM before it is killed
 
@@ -121,6 +121,16 @@ def _report(procs: list[tuple[subprocess.Popen[bytes], Path]], states: list[str]
     """How each worker ended, the grid's last line; exit 1 where runs failed or were left."""
     for i, (proc, log) in enumerate(procs):
         if proc.returncode not in (0, 1):
-            print(f"warning: worker local-{i} ended with status {proc.returncode}; its log: {log}",
-                  file=sys.stderr)
+            print(f"warning: worker local-{i} ended with status {proc.returncode}"
+                  f"{_last_error(log)}; its log: {log}", file=sys.stderr)
     return followed_exit(states, "no worker is left; rerun the same command to resume them")
+
+
+def _last_error(log: Path) -> str:
+    """``: <its error line>`` from a worker's log (a full disk, say), or nothing."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-20:]
+    except OSError:
+        return ""
+    errors = [line for line in lines if line.startswith("error: ")]
+    return f" ({printable(errors[-1])})" if errors else ""
