@@ -20,6 +20,7 @@ from bench.engine import EngineOptions, make_optimizer, prepare_model
 from bench.engine.step import loss_function
 from bench.engine.update import Update
 from bench.models import build_model
+from bench.provenance import threads_decided_by
 from bench.registry import get_method
 from bench.store import RunSpec, RunStore, UnreadableRecord
 
@@ -112,5 +113,7 @@ def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
         seconds += rates[shape] * (planned * steps + evals * eval_steps)
     device = options.device.type
     if device == "cpu":
-        device = f"cpu, {torch.get_num_threads()} threads"
+        n = torch.get_num_threads()
+        decided = threads_decided_by()
+        device = f"cpu, {n} thread{'s' if n > 1 else ''}" + (f" ({decided})" if decided else "")
     return GridEstimate(len(specs), done, len(pending), epochs, seconds, device)

@@ -43,13 +43,32 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
+OMP_ENV = "OMP_NUM_THREADS"
+_threads_from: list[str] = []
+"""Which setting decided this process's thread count (:func:`choose_threads`)."""
+
+
+def choose_threads(arg: str | int | None = None, workers: int = 1) -> tuple[int, str]:
+    """The torch threads to use and which setting decided: ``--threads``, else
+    ``$BENCH_THREADS``, else ``$OMP_NUM_THREADS`` (as torch users set it; the first level
+    of a nested list), else the CPUs this process may use split between ``workers``
+    (never more threads than cores: on a 2-core box, 2 threads where 1 core was busy
+    ran 8x slower)."""
+    if arg is not None:
+        return parse_threads(arg), "--threads"
+    for env in (THREADS_ENV, OMP_ENV):
+        text = os.environ.get(env, "").strip()
+        if text:
+            return parse_threads(text.split(",")[0], env), env
+    cpus = available_cpus()
+    return max(1, cpus // max(1, workers)), (
+        f"the {cpus} CPUs this process may use" + (f", split between {workers} workers"
+                                                    if workers > 1 else ""))
+
+
 def default_threads(workers: int = 1) -> int:
-    """``$BENCH_THREADS``, else the available CPUs split between ``workers``: never more
-    threads than cores (on a 2-core box, 2 threads where 1 core was busy ran 8x slower)."""
-    text = os.environ.get(THREADS_ENV)
-    if text:
-        return parse_threads(text, THREADS_ENV)
-    return max(1, available_cpus() // max(1, workers))
+    """:func:`choose_threads` without ``--threads``: the count alone."""
+    return choose_threads(None, workers)[0]
 
 
 def parse_threads(text: str | int, what: str = "--threads") -> int:
@@ -62,10 +81,18 @@ def parse_threads(text: str | int, what: str = "--threads") -> int:
     return n
 
 
-def set_threads(n: int) -> None:
-    """torch's intra-op thread count for this process (results depend on it on CPU)."""
+def set_threads(n: int, decided_by: str | None = None) -> None:
+    """torch's intra-op thread count for this process (results depend on it on CPU), and
+    which setting decided it (records say so)."""
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    if decided_by is not None:
+        _threads_from[:] = [decided_by]
+
+
+def threads_decided_by() -> str | None:
+    """What :func:`set_threads` was told decided the thread count (None: not told)."""
+    return _threads_from[0] if _threads_from else None
 
 
 def cpu_flags() -> list[str]:
@@ -123,6 +150,7 @@ def environment(device: torch.device, switches: dict[str, Any]) -> dict[str, Any
         "numpy": np.__version__,
         "bench": bench.__version__,
         "git_commit": git_commit(),
+        "threads_from": threads_decided_by(),
         "host_malloc": host_malloc(),
         **switches,
     }

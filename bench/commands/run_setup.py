@@ -51,16 +51,15 @@ def prepare(args: argparse.Namespace, workers: int = 1) -> RunSetup:
     run; any mistake ends here, before a run starts or a job is submitted."""
     from bench.engine import configure_backends
     from bench.harness import DataCache
-    from bench.provenance import default_threads, parse_threads, set_threads
+    from bench.provenance import choose_threads, set_threads
     from bench.store import RunStore
 
     specs_unbound = grid_specs(args)
     options = engine_options(args)
-    threads = (parse_threads(args.threads) if args.threads is not None
-               else default_threads(workers))
+    threads, decided_by = choose_threads(args.threads, workers)
     root = results_root(args.results)
     check_writable_folder(root, "--results")
-    set_threads(threads)
+    set_threads(threads, decided_by)
     configure_backends(options)
     store = RunStore(root)
     data = DataCache(args.data_dir, options.device, download=not args.no_download)
