@@ -106,7 +106,7 @@ def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
                       spec.train_subset, spec.recipe.batch_size))
         if shape not in rates:
             rates[shape] = step_seconds(spec, loaded, options)
-        steps = loaded.steps_per_epoch(spec.recipe.batch_size)
+        steps = loaded.steps_per_epoch(spec.recipe.batch_size, spec.recipe.drop_last)
         evals = planned if options.eval_every else 1
         eval_steps = len(loaded.test_y) / spec.recipe.batch_size * EVAL_COST
         seconds += rates[shape] * (planned * steps + evals * eval_steps)

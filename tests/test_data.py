@@ -419,6 +419,20 @@ def test_train_batches_cover_each_image_at_most_once_with_its_label(real):
     assert len(set(seen)) == len(seen) == steps * 128
 
 
+@pytest.mark.parametrize("augment", ["crop-flip", "pemn-authors"])
+def test_drop_last_false_adds_the_partial_batch_and_keeps_the_full_ones(real, augment):
+    """``Recipe.drop_last=False`` (the PX authors' and open_lth's loaders): every image once,
+    the full batches exactly those of ``drop_last=True`` (same draws, same order)."""
+    kept = list(real.train_batches(128, 2, 1, augment, normalized=False, drop_last=False))
+    dropped = list(real.train_batches(128, 2, 1, augment, normalized=False))
+    assert real.steps_per_epoch(128, drop_last=False) == len(kept) == -(-2000 // 128) == 16
+    assert [len(y) for _, y in kept] == [128] * 15 + [2000 - 15 * 128]
+    assert sorted(torch.cat([y for _, y in kept]).tolist()) == sorted(real.train_y.tolist())
+    for (x, y), (x0, y0) in zip(kept, dropped):
+        assert torch.equal(x, x0) and torch.equal(y, y0)
+    assert real.steps_per_epoch(2000, drop_last=False) == 1
+
+
 def test_train_batches_depend_only_on_seed_and_epoch(cifar10_dir, real):
     def epoch(d, seed, e):
         return [(x.clone(), y.clone()) for x, y in d.train_batches(256, seed, e)]

@@ -115,7 +115,7 @@ def open_phase(request: TrainRequest, progress_bar: bool = True) -> Phase | Trai
     params = [p for p in (r.params if r.params is not None else model.parameters())
               if p.requires_grad]
     optimizer = make_optimizer(params, r.recipe, r.options)
-    steps_per_epoch = r.data.steps_per_epoch(r.recipe.batch_size)
+    steps_per_epoch = r.data.steps_per_epoch(r.recipe.batch_size, r.recipe.drop_last)
     progress = load_checkpoint(r.checkpoint, r.recipe, model, optimizer)
     start_epoch = progress.epoch
     if start_epoch >= r.recipe.epochs:
@@ -231,7 +231,8 @@ def _steps(phase: Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, in
     seen = 0
     lr = recipe.lr
     batches = phase.data.train_batches(recipe.batch_size, phase.seed, epoch, recipe.augment,
-                                       normalized=False)  # the loss function normalises
+                                       normalized=False,  # the loss function normalises
+                                       drop_last=recipe.drop_last)
     for x, y in batches:
         step_begin(options)
         lr = recipe.lr * lr_factor(recipe, step, phase.steps_per_epoch)

@@ -180,7 +180,8 @@ def _packed_steps(phases: Sequence[Phase], stack: _Stack, epoch: int, step: int,
     correct = torch.zeros(k, device=options.device, dtype=torch.long)
     seen, lr = 0, recipe.lr
     streams = [p.data.train_batches(recipe.batch_size, p.seed, epoch, recipe.augment,
-                                    normalized=False)  # the loss function normalises
+                                    normalized=False,  # the loss function normalises
+                                    drop_last=recipe.drop_last)
                for p in phases]
     for batches in zip(*streams):
         xs = torch.stack([x for x, _ in batches])
