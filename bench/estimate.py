@@ -17,6 +17,7 @@ import torch
 
 from bench.data import DeviceData
 from bench.engine import EngineOptions, make_optimizer, prepare_model
+from bench.engine.options import grad_scaler
 from bench.engine.step import loss_function
 from bench.engine.update import Update
 from bench.models import build_model
@@ -65,7 +66,8 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> flo
                           options)
     eager = replace(options, compile=False)  # the engine's step, without compiling it here
     loss = loss_function(spec.recipe, eager, data)
-    update = Update(make_optimizer(model.parameters(), spec.recipe, eager), eager)
+    update = Update(make_optimizer(model.parameters(), spec.recipe, eager), eager,
+                    grad_scaler(eager))
     batches = data.train_batches(spec.recipe.batch_size, 0, 0, spec.recipe.augment,
                                  normalized=False)
     model.train()
@@ -74,7 +76,7 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> flo
         t0 = time.perf_counter()
         value, _ = loss(model, x, y)
         update.optimizer.zero_grad(set_to_none=True)
-        value.backward()
+        update.backward(value)
         update(spec.recipe.lr)
         if options.cuda:
             torch.cuda.synchronize(options.device)

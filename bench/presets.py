@@ -73,6 +73,9 @@ class Preset:
     epochs: int | None = None
     # The paper preset this one is a reduced version of (``bench figures --paper --preset``).
     reduces: str | None = None
+    # The precision training runs in on CUDA unless ``--precision`` says (None: the engine's
+    # bfloat16): the PX presets train as the PX authors did, float16 with loss scaling.
+    cuda_precision: str | None = None
 
     @property
     def reduced_budget(self) -> bool:
@@ -116,6 +119,7 @@ PRESETS: dict[str, Preset] = {
             densities=PX_DENSITIES,
             seeds=(0, 1, 2),
             methods=PX_METHODS,
+            cuda_precision="float16",
         ),
         Preset(
             name="px-cifar100-vgg16",
@@ -127,6 +131,7 @@ PRESETS: dict[str, Preset] = {
             densities=PX_DENSITIES,
             seeds=(0, 1, 2),
             methods=PX_METHODS,
+            cuda_precision="float16",
         ),
         Preset(
             name="px-cifar10-resnet20-reduced",
@@ -141,6 +146,7 @@ PRESETS: dict[str, Preset] = {
             method_densities={"pemn-mp": (0.5,)},
             epochs=4,
             reduces="px-cifar10-resnet20",
+            cuda_precision="float16",
         ),
         Preset(
             name="pemn-convmixer",

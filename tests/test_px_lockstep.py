@@ -24,14 +24,26 @@ pool), and rounding is what differs.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 from authors_code import authors_modules, checkout, describe, report
-from lockstep import EXACT, EpochBatches, Gaps, augmented_images, compare, masked, suite_training
+from lockstep import (
+    EXACT,
+    PLAIN,
+    EpochBatches,
+    Gaps,
+    augmented_images,
+    compare,
+    masked,
+    suite_training,
+)
 from torch import nn
 
+from bench.engine import EngineOptions
 from bench.presets import RECIPES
 from bench.recipe import Recipe
 
@@ -56,37 +68,56 @@ class Float32Torch:
         return torch.autocast(device_type, dtype=dtype, enabled=False)
 
 
+class Float16Torch:
+    """``torch`` as their ``train_classification`` sees it on a GPU, here on the CPU: their
+    float16 autocast as it is, and their ``torch.cuda.amp.GradScaler`` a CPU one."""
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+    cuda = SimpleNamespace(amp=SimpleNamespace(
+        GradScaler=lambda enabled=True: torch.amp.GradScaler("cpu", enabled=enabled)))
+
+
 def their_training(modules, model: nn.Module, batches: EpochBatches, dataset: str, epochs: int,
-                   monkeypatch) -> object:
+                   monkeypatch, half: bool = False) -> object:
     """Their ``Experiment`` with ``model`` and ``batches``: their optimiser and schedule
-    (``_init_optimizers``), then their ``fit`` (evaluation left out: it trains nothing)."""
+    (``_init_optimizers``), then their ``fit`` (evaluation left out: it trains nothing); in
+    float32, or with ``half`` in float16 with a loss scaler as on their GPUs."""
     tc = modules["train_classification"]
     modules["globals"].CONFIG.update(dataset=dataset, device="cpu", epochs=epochs,
                                      grad_accum_steps=1, use_wandb=False,
                                      experiment_name="lockstep", experiment_args={})
-    monkeypatch.setattr(tc, "torch", Float32Torch())
+    monkeypatch.setattr(tc, "torch", Float16Torch() if half else Float32Torch())
     experiment = tc.Experiment.__new__(tc.Experiment)
     experiment.model, experiment.data = model, {"train": batches, "test": []}
-    with pytest.warns(Warning):  # deprecated, and off without CUDA
+    with warnings.catch_warnings():  # theirs is deprecated, and off without CUDA
+        warnings.simplefilter("ignore")
         experiment._init_optimizers()
-    assert not experiment.scaler.is_enabled()
+    assert experiment.scaler.is_enabled() == half
     experiment.evaluate = lambda loader: {}
     experiment.fit(save_checkpoint=False)
     return experiment
 
 
-def lockstep(name: str, recipe: Recipe, data_dir, monkeypatch) -> tuple[Gaps, int, object]:
+def lockstep(name: str, recipe: Recipe, data_dir, monkeypatch, epochs: int | None = None,
+             options: EngineOptions = PLAIN) -> tuple[Gaps, int, object]:
     """Both loops train copies of the masked model of ``name``'s case; the suite's engine
-    with ``recipe``. The gaps, the steps and their experiment."""
-    arch, kwargs, classes, dataset, epochs = CASES[name]
+    with ``recipe`` and ``options`` (float16: both in float16). The gaps, the steps and
+    their experiment."""
+    arch, kwargs, classes, dataset, case_epochs = CASES[name]
+    epochs = epochs or case_epochs
     data = augmented_images(data_dir, IMAGES)
     batches = EpochBatches(data, replace(RECIPES[name], batch_size=BATCH))
     model, _ = masked(arch, classes, **kwargs)
     theirs = copy.deepcopy(model)
     with authors_modules(checkout("px"), MODULES) as modules:
-        experiment = their_training(modules, theirs, batches, dataset, epochs, monkeypatch)
+        experiment = their_training(modules, theirs, batches, dataset, epochs, monkeypatch,
+                                    half=options.loss_scaling)
     suite = suite_training(model, data, replace(recipe, epochs=epochs, batch_size=BATCH,
-                                                augment="none"))
+                                                augment="none"), options)
+    if options.loss_scaling:
+        assert suite.update.scaler.get_scale() == experiment.scaler.get_scale()
     return compare(suite, theirs, experiment.optimizer), epochs * len(batches), experiment
 
 
@@ -108,3 +139,15 @@ def test_a_different_loop_fails(cifar10_dir, monkeypatch, tmp_path):
     gaps, steps, _ = lockstep("px-vgg16", recipe, cifar10_dir, monkeypatch)
     report(f"px-vgg16 with drop_last=True (not the authors'): {gaps.text()}")
     assert gaps.weights > 1e3 * EXACT and gaps.state > 1e3 * EXACT, gaps.text()
+
+
+def test_the_float16_path_trains_as_the_authors_float16_step(cifar10_dir, monkeypatch, tmp_path):
+    """Their step as it runs on their GPUs (float16 autocast, a GradScaler), on this CPU,
+    against the suite's ``precision="float16"`` on the PX ResNet-20 recipe: 12 steps, the
+    same loss scale at the end and the same weights and momentum."""
+    monkeypatch.chdir(tmp_path)
+    gaps, steps, _ = lockstep("px-resnet20", RECIPES["px-resnet20"], cifar10_dir, monkeypatch,
+                              epochs=6, options=replace(PLAIN, precision="float16"))
+    report(f"px-resnet20 in float16 with loss scaling: {steps} steps against "
+           f"{describe(checkout('px'))}: largest relative difference {gaps.text()}")
+    assert gaps.weights <= EXACT and gaps.state <= EXACT, gaps.text()

@@ -23,7 +23,7 @@ from bench.reports.choices import (
     SIZES,
     Metric,
 )
-from bench.reports.labels import byte_unit, column_title, setup_title
+from bench.reports.labels import budget_with_precision, byte_unit, column_title, setup_title
 from bench.reports.ordering import Row, rows_of
 from bench.reports.stats import NOT_FINISHED, seeds_of
 
@@ -88,7 +88,8 @@ def _view(setup: dict[str, Any], part: pd.DataFrame, group_by: str, metric: str,
     rows, unfinished = [], []
     for row in rows_of(part):
         cells, entries = _row_cells(row, part, columns, spec, size_column, all_seeds)
-        rows.append((row.shown, row.budget, cells))
+        precisions = part.loc[part["row_key"] == row.row_key, "precision"]
+        rows.append((row.shown, budget_with_precision(row.budget, precisions), cells))
         unfinished += entries
     size_title = None
     if size_column is not None:
@@ -175,7 +176,8 @@ def caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
     text = (f"Cells: {final}{spec.title}{unit_text}, mean ± sample std over seeds, "
             f"(n) = how many of the seeds ({', '.join(map(str, seeds))}) finished; {what}")
     text += _size_caption(size, size_unit)
-    text += "; budget: named recipe and epochs (runs of different budgets are never pooled)"
+    text += ("; budget: named recipe and epochs (runs of different budgets are never pooled), "
+             "and the training precision where it is not float32")
     text += spend.table_caption(spent or [])
     text += "; –: no run of this method here"
     if missing:
