@@ -60,7 +60,7 @@ def checkout(name: str) -> Path:
     value = os.environ.get(spec.variable)
     if not value:
         pytest.skip(f"no checkout of {spec.text()}: set {spec.variable} to its folder "
-                    "(CI reaches only PyPI, so it skips this unless .ci/run finds one)")
+                    "(CI reaches only PyPI: .ci/run sets it where ../shared/checkouts has one)")
     root = Path(value).expanduser()
     if not (root / spec.marker).is_file():
         pytest.fail(f"{spec.variable}={value} is not a checkout of {spec.repository} "

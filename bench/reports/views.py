@@ -23,7 +23,13 @@ from bench.reports.choices import (
     SIZES,
     Metric,
 )
-from bench.reports.labels import budget_with_precision, byte_unit, column_title, setup_title
+from bench.reports.labels import (
+    autocast_precisions,
+    budget_with_precision,
+    byte_unit,
+    column_title,
+    setup_title,
+)
 from bench.reports.ordering import Row, rows_of
 from bench.reports.stats import NOT_FINISHED, seeds_of
 
@@ -109,7 +115,8 @@ def _view(setup: dict[str, Any], part: pd.DataFrame, group_by: str, metric: str,
         caption=caption(spec, unit, size, size_unit, group_by, all_seeds,
                         bool((part["missing"] > 0).any()),
                         bool((part["layer_collapse"] > 0).any()),
-                        spend.differences(part), bool((part["degenerate"] > 0).any())),
+                        spend.differences(part), bool((part["degenerate"] > 0).any()),
+                        bool(autocast_precisions(part["precision"]))),
         scale=scale,
         size_scale=size_scale,
         size_kind=size,
@@ -168,16 +175,19 @@ def _size_caption(size: str, size_unit: str) -> str:
 
 def caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
             seeds: list[int], missing: bool, collapse: bool = False,
-            spent: list[str] | None = None, degenerate: bool = False) -> str:
-    """What a table's cells, columns and notes mean."""
+            spent: list[str] | None = None, degenerate: bool = False,
+            autocast: bool = False) -> str:
+    """What a table's cells, columns and notes mean (``autocast``: some runs trained in 16
+    bits, which their budget names)."""
     what = GROUP_BY_CAPTIONS[group_by]
     unit_text = f" ({unit})" if unit else ""
     final = "final-epoch " if spec.column in ("accuracy", "top5", "loss") else ""
     text = (f"Cells: {final}{spec.title}{unit_text}, mean ± sample std over seeds, "
             f"(n) = how many of the seeds ({', '.join(map(str, seeds))}) finished; {what}")
     text += _size_caption(size, size_unit)
-    text += ("; budget: named recipe and epochs (runs of different budgets are never pooled), "
-             "and the training precision where it is not float32")
+    text += "; budget: named recipe and epochs (runs of different budgets are never pooled)"
+    if autocast:
+        text += " and the training precision where it is not float32"
     text += spend.table_caption(spent or [])
     text += "; –: no run of this method here"
     if missing:
