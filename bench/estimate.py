@@ -17,6 +17,7 @@ import torch
 
 from bench.data import DeviceData
 from bench.engine import EngineOptions, make_optimizer, prepare_model
+from bench.engine.options import grad_scaler
 from bench.engine.step import loss_function
 from bench.engine.update import Update
 from bench.models import build_model
@@ -66,7 +67,8 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> flo
                           options)
     eager = replace(options, compile=False)  # the engine's step, without compiling it here
     loss = loss_function(spec.recipe, eager, data)
-    update = Update(make_optimizer(model.parameters(), spec.recipe, eager), eager)
+    update = Update(make_optimizer(model.parameters(), spec.recipe, eager), eager,
+                    grad_scaler(eager))
     batches = data.train_batches(spec.recipe.batch_size, 0, 0, spec.recipe.augment,
                                  normalized=False)
     model.train()
@@ -75,7 +77,7 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> flo
         t0 = time.perf_counter()
         value, _ = loss(model, x, y)
         update.optimizer.zero_grad(set_to_none=True)
-        value.backward()
+        update.backward(value)
         update(spec.recipe.lr)
         if options.cuda:
             torch.cuda.synchronize(options.device)
@@ -107,7 +109,7 @@ def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
                       spec.train_subset, spec.recipe.batch_size))
         if shape not in rates:
             rates[shape] = step_seconds(spec, loaded, options)
-        steps = loaded.steps_per_epoch(spec.recipe.batch_size)
+        steps = loaded.steps_per_epoch(spec.recipe.batch_size, spec.recipe.drop_last)
         evals = planned if options.eval_every else 1
         eval_steps = len(loaded.test_y) / spec.recipe.batch_size * EVAL_COST
         seconds += rates[shape] * (planned * steps + evals * eval_steps)

@@ -19,12 +19,17 @@ from bench.recipe import Recipe, scaled_epochs
 PEMN_KNOTS = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
 
 RECIPES: dict[str, Recipe] = {
-    # PX paper, ResNet-20 / CIFAR-10: SGD 0.1, x0.1 at 80 and 120 of 160 epochs.
+    # PX paper, ResNet-20 / CIFAR-10: SGD 0.1, x0.1 at 80 and 120 of 160 epochs. As the PX
+    # authors' train_classification.py trains (tests/test_px_lockstep.py): the last partial
+    # batch of an epoch trains too, biases start as torch's default (uniform).
     "px-resnet20": Recipe(epochs=160, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
-                          weight_decay=1e-4, schedule="multistep", milestones=(80, 120)),
-    # PX paper, VGG-16 / CIFAR-100: SGD Nesterov 0.1, x0.1 at 60 and 120 of 160 epochs.
+                          weight_decay=1e-4, schedule="multistep", milestones=(80, 120),
+                          drop_last=False, bias_init="uniform"),
+    # PX paper, VGG-16 / CIFAR-100: SGD Nesterov 0.1, x0.1 at 60 and 120 of 160 epochs; the
+    # authors' loop as for px-resnet20.
     "px-vgg16": Recipe(epochs=160, batch_size=128, optimizer="nesterov", lr=0.1, momentum=0.9,
-                       weight_decay=5e-4, schedule="multistep", milestones=(60, 120)),
+                       weight_decay=5e-4, schedule="multistep", milestones=(60, 120),
+                       drop_last=False, bias_init="uniform"),
     # Edge-Popup's CIFAR recipe: SGD 0.1 momentum 0.9, cosine, wd 5e-4, 100 epochs.
     "edge-popup": Recipe(epochs=100, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                          weight_decay=5e-4, schedule="cosine"),
@@ -68,6 +73,9 @@ class Preset:
     epochs: int | None = None
     # The paper preset this one is a reduced version of (``bench figures --paper --preset``).
     reduces: str | None = None
+    # The precision training runs in on CUDA unless ``--precision`` says (None: the engine's
+    # bfloat16): the PX presets train as the PX authors did, float16 with loss scaling.
+    cuda_precision: str | None = None
 
     @property
     def reduced_budget(self) -> bool:
@@ -111,6 +119,7 @@ PRESETS: dict[str, Preset] = {
             densities=PX_DENSITIES,
             seeds=(0, 1, 2),
             methods=PX_METHODS,
+            cuda_precision="float16",
         ),
         Preset(
             name="px-cifar100-vgg16",
@@ -122,6 +131,7 @@ PRESETS: dict[str, Preset] = {
             densities=PX_DENSITIES,
             seeds=(0, 1, 2),
             methods=PX_METHODS,
+            cuda_precision="float16",
         ),
         Preset(
             name="px-cifar10-resnet20-reduced",
@@ -136,6 +146,7 @@ PRESETS: dict[str, Preset] = {
             method_densities={"pemn-mp": (0.5,)},
             epochs=4,
             reduces="px-cifar10-resnet20",
+            cuda_precision="float16",
         ),
         Preset(
             name="pemn-convmixer",

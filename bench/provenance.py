@@ -132,9 +132,16 @@ def fingerprint(numeric: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def precision_of(switches: dict[str, Any]) -> str:
+    """The training precision a record's speed switches name: float16 (with loss scaling),
+    bfloat16 or float32."""
+    return "float16" if switches.get("fp16") else "bfloat16" if switches.get("bf16") else \
+        "float32"
+
+
 def environment(device: torch.device, switches: dict[str, Any]) -> dict[str, Any]:
-    """What every record stores: a readable device name, the numeric environment and its
-    fingerprint, and the versions of Python, the suite and its code."""
+    """What every record stores: a readable device name, the precision, the numeric
+    environment and its fingerprint, and the versions of Python, the suite and its code."""
     numeric = numeric_environment(device, switches)
     if device.type == "cuda":
         name = numeric["device"]
@@ -143,6 +150,7 @@ def environment(device: torch.device, switches: dict[str, Any]) -> dict[str, Any
         name = f"cpu ({cpu}, {numeric['cpu_capability']}, {numeric['threads']} threads)"
     return {
         "device": name,
+        "precision": precision_of(switches),
         "fingerprint": fingerprint(numeric),
         "numeric": numeric,
         "python": platform.python_version(),

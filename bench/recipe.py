@@ -18,10 +18,15 @@ ScheduleName = Literal["constant", "multistep", "cosine", "piecewise"]
 # (pad 4, random crop, flip), "flip", "none", "pemn-authors" (bench.data.augment: the PEMN
 # authors' flip, RandAugment(2, 12), ColorJitter(0.2) and RandomErasing(0.2)).
 AugmentName = Literal["crop-flip", "flip", "none", "pemn-authors"]
+# How biases are initialised: "zero" (the suite's), or "uniform", torch's default for a new
+# Conv2d/Linear, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which the PX authors and open_lth keep
+# (their initialisers redraw the weights only).
+BiasInit = Literal["zero", "uniform"]
 
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
 AUGMENTATIONS: tuple[str, ...] = get_args(AugmentName)
+BIAS_INITS: tuple[str, ...] = get_args(BiasInit)
 MAX_EPOCHS = 100_000  # a budget past this is a typo (the papers train 100 to 160 epochs)
 
 
@@ -46,6 +51,11 @@ class Recipe:
     - ``piecewise``: linear between ``knots`` of (fraction of training, lr factor), per iteration;
     - ``constant``: lr throughout.
     ``warmup_epochs`` ramps linearly from 0 at the start (any schedule).
+
+    ``drop_last`` False trains an epoch's last, partial batch too (the PX authors' and
+    open_lth's DataLoaders do); ``bias_init`` is how the model's biases start (see
+    :data:`BiasInit`; the harness builds the model with it). Both defaults are the suite's
+    own; the papers' recipes name their authors' choices.
     """
 
     epochs: int = 1
@@ -61,6 +71,8 @@ class Recipe:
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     augment: AugmentName = "crop-flip"
+    drop_last: bool = True
+    bias_init: BiasInit = "zero"
 
     def __post_init__(self) -> None:
         problems = []
@@ -74,6 +86,8 @@ class Recipe:
             problems.append(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTATIONS:
             problems.append(f"augment {self.augment!r} is not one of {', '.join(AUGMENTATIONS)}")
+        if self.bias_init not in BIAS_INITS:
+            problems.append(f"bias_init {self.bias_init!r} is not one of {', '.join(BIAS_INITS)}")
         if not self.lr > 0:
             problems.append(f"lr must be > 0, got {self.lr}")
         if self.schedule == "piecewise" and len(self.knots) < 2:

@@ -34,9 +34,19 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long real-data tests, run with --slow (CI does)")
     config.addinivalue_line("markers", "conformance: the other reference-mask checks, run "
                             "with --conformance")
+    config.addinivalue_line("markers", "lockstep: training in lockstep with the authors' code "
+                            "from a checkout of their repository (skipped without one)")
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one)")
 
 
 def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if not torch.cuda.is_available():
+        skip_cuda = pytest.mark.skip(reason="cuda test: no CUDA device here")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip_cuda)
     for option, marker in (("--slow", "slow"), ("--conformance", "conformance")):
         if config.getoption(option):
             continue
@@ -44,6 +54,23 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if marker in item.keywords:
                 item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Which lockstep comparisons with the authors' code ran (and what they measured), and
+    which were skipped and why: CI's log says so."""
+    from authors_code import REPORTS
+
+    lines = []
+    for outcome in ("passed", "failed", "skipped"):
+        for rep in terminalreporter.stats.get(outcome, []):
+            if "lockstep" in getattr(rep, "keywords", {}) and rep.when in ("call", "setup"):
+                why = rep.longrepr[2] if outcome == "skipped" else ""
+                lines.append(f"{outcome}: {rep.nodeid} {why}".rstrip())
+    if lines or REPORTS:
+        terminalreporter.section("lockstep with the authors' code")
+        for line in [*lines, *REPORTS]:
+            terminalreporter.write_line(line)
 
 
 def _unavailable(reason: str):

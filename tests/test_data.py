@@ -363,6 +363,51 @@ def test_crop_flip_draws_every_offset_and_flips_half():
         np.testing.assert_array_equal(out[i].numpy(), expected)
 
 
+def torchvision_crop_flip(img: np.ndarray, top: int, left: int, flip: bool) -> np.ndarray:
+    """What torchvision's ``RandomCrop(32, padding=4)`` then ``RandomHorizontalFlip()`` (the PX
+    authors' and open_lth's training transforms) make of a [C,32,32] image with their draws
+    fixed, written pixel by pixel from their source (``transforms.py``): ``F.pad(img, 4,
+    fill=0, padding_mode="constant")`` adds 4 zero rows and columns on every side;
+    ``get_params`` draws ``top`` and ``left`` as ``randint(0, 40 - 32 + 1)``, 0..8;
+    ``F.crop(img, top, left, 32, 32)`` keeps those rows and columns; ``F.hflip`` reverses the
+    width."""
+    c, h, w = img.shape
+    padded = np.zeros((c, h + 8, w + 8), dtype=img.dtype)
+    padded[:, 4:4 + h, 4:4 + w] = img
+    out = np.empty((c, 32, 32), dtype=img.dtype)
+    for row in range(32):
+        for col in range(32):
+            out[:, row, col] = padded[:, top + row, left + (31 - col if flip else col)]
+    return out
+
+
+def test_crop_flip_gives_torchvisions_pixels_for_every_offset_and_flip(real):
+    x = real.train_x[:2]
+    cases = [(top, left, flip) for top in range(9) for left in range(9) for flip in (0, 1)]
+    offsets = torch.tensor([[t, left] for t, left, _ in cases])
+    flips = torch.tensor([bool(f) for *_, f in cases])
+    for image in x:
+        out = crop_flip(image.expand(len(cases), 3, 32, 32), offsets, flips)
+        for got, (top, left, flip) in zip(out, cases):
+            np.testing.assert_array_equal(
+                got.numpy(), torchvision_crop_flip(image.numpy(), top, left, bool(flip)))
+
+
+def test_device_batches_are_torchvision_crops_of_their_images(real):
+    """Every image of a crop-flip epoch (the device path, whole-epoch gather) is torchvision's
+    crop and flip of the image at its place in the epoch, and all 81 offsets occur."""
+    plain = torch.cat([x for x, _ in real.train_batches(128, 3, 1, "none", normalized=False)])
+    augmented = torch.cat([x for x, _ in real.train_batches(128, 3, 1, normalized=False)])
+    seen = set()
+    for source, got in zip(plain.numpy(), augmented.numpy()):
+        found = [(t, left, f) for t in range(9) for left in range(9) for f in (False, True)
+                 if np.array_equal(got, numpy_crop_flip(source, t, left, f))]  # a quick search
+        assert found, "not a crop and flip of its source image"
+        np.testing.assert_array_equal(got, torchvision_crop_flip(source, *found[0]))
+        seen.update((t, left) for t, left, _ in found)
+    assert len(plain) == 1920 and len(seen) == 81
+
+
 def test_flip_only_and_none(real):
     x = real.train_x[:400]
     out = augment_batch(x, D.make_generator("cpu", 1, 0), "flip")
@@ -417,6 +462,20 @@ def test_train_batches_cover_each_image_at_most_once_with_its_label(real):
         assert torch.equal(y, real.train_y[idx])
         seen += idx
     assert len(set(seen)) == len(seen) == steps * 128
+
+
+@pytest.mark.parametrize("augment", ["crop-flip", "pemn-authors"])
+def test_drop_last_false_adds_the_partial_batch_and_keeps_the_full_ones(real, augment):
+    """``Recipe.drop_last=False`` (the PX authors' and open_lth's loaders): every image once,
+    the full batches exactly those of ``drop_last=True`` (same draws, same order)."""
+    kept = list(real.train_batches(128, 2, 1, augment, normalized=False, drop_last=False))
+    dropped = list(real.train_batches(128, 2, 1, augment, normalized=False))
+    assert real.steps_per_epoch(128, drop_last=False) == len(kept) == -(-2000 // 128) == 16
+    assert [len(y) for _, y in kept] == [128] * 15 + [2000 - 15 * 128]
+    assert sorted(torch.cat([y for _, y in kept]).tolist()) == sorted(real.train_y.tolist())
+    for (x, y), (x0, y0) in zip(kept, dropped):
+        assert torch.equal(x, x0) and torch.equal(y, y0)
+    assert real.steps_per_epoch(2000, drop_last=False) == 1
 
 
 def test_train_batches_depend_only_on_seed_and_epoch(cifar10_dir, real):

@@ -1,5 +1,6 @@
-"""The prepared GPU check script (bench/perf/gpu_check.sh) runs its three bench perf steps
-end to end, here on the CPU at toy sizes, and leaves what the device call brings back."""
+"""The prepared GPU check script (bench/perf/gpu_check.sh) runs the CUDA tests (skipped here)
+and its three bench perf steps end to end, here on the CPU at toy sizes, and leaves what the
+device call brings back."""
 
 import json
 import os
@@ -21,10 +22,12 @@ def test_the_gpu_check_script_runs_every_step_and_writes_its_files(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     summary = (out / "gpu.txt").read_text()
-    for step in ("packing", "compiled", "grid"):
+    for step in ("tests", "packing", "compiled", "grid"):
         assert f"{step}: exit 0" in summary, summary
+    tests = (out / "tests" / "log.txt").read_text()  # the CUDA tests: collected, skipped here
+    assert "SKIPPED" in tests and "no CUDA device" in tests and "passed" not in tests, tests
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert len(files) <= 8 and all(len(p.split("/")) <= 2 for p in files), files  # comes back
+    assert len(files) <= 9 and all(len(p.split("/")) <= 2 for p in files), files  # comes back
     packing = json.loads(next((out / "packing").glob("*.json")).read_text())
     assert [(row["runs"], row["how"]) for row in packing["packing"]] == [
         (1, "alone (engine)"), (1, "packed"), (2, "packed")]

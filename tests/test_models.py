@@ -394,3 +394,21 @@ def test_bad_kwargs() -> None:
         validate_model("convmixer", kernel=2.5)
     with pytest.raises(BenchError, match="num_classes"):
         build_model("resnet20", 0)
+
+
+def test_uniform_biases_are_torchs_default_from_their_own_stream():
+    """``bias_init="uniform"`` (the PX recipes): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) biases,
+    the same for the same seed, and every weight exactly as with zero biases."""
+    zero = build_model("vgg16", 100, seed=4, width=0.25)
+    uniform = build_model("vgg16", 100, seed=4, width=0.25, bias_init="uniform")
+    again = build_model("vgg16", 100, seed=4, width=0.25, bias_init="uniform")
+    for (name, a), b, c in zip(zero.state_dict().items(), uniform.state_dict().values(),
+                               again.state_dict().values()):
+        assert torch.equal(b, c), name
+        if not name.endswith("bias") or "bn" in name:
+            assert torch.equal(a, b), name
+    layers = [m for m in uniform.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    scaled = torch.cat([m.bias.flatten() * m.weight[0].numel() ** 0.5 for m in layers])
+    assert scaled.abs().max() < 1 and scaled.var().item() == pytest.approx(1 / 3, rel=0.1)
+    other = build_model("vgg16", 100, seed=5, width=0.25, bias_init="uniform")
+    assert not torch.equal(other.fc.bias, uniform.fc.bias)

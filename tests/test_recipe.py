@@ -6,7 +6,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.grid import preset_specs
-from bench.presets import get_preset
+from bench.presets import RECIPES, get_preset
 from bench.recipe import Recipe, lr_factor
 
 
@@ -72,7 +72,20 @@ def test_defaults_are_pinned():
         "epochs": 1, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
         "weight_decay": 1e-4, "schedule": "cosine", "milestones": [], "gamma": 0.1, "knots": [],
         "warmup_epochs": 0.0, "label_smoothing": 0.0, "augment": "crop-flip",
+        "drop_last": True, "bias_init": "zero",
     }
+
+
+def test_the_px_recipes_train_as_their_authors_loop():
+    """The PX authors' loop (tests/test_px_lockstep.py) trains each epoch's partial batch and
+    keeps torch's default biases; the suite's neutral defaults stay out of other keys."""
+    for name in ("px-resnet20", "px-vgg16"):
+        assert RECIPES[name].canonical()["drop_last"] is False
+        assert RECIPES[name].canonical()["bias_init"] == "uniform"
+    for name in ("edge-popup", "pemn-authors", "smoke", "quick"):
+        assert not {"drop_last", "bias_init"} & set(RECIPES[name].canonical())
+    with pytest.raises(BenchError, match="bias_init"):
+        Recipe(bias_init="normal")
 
 
 def test_a_reduced_preset_cuts_every_recipe_to_its_epochs():

@@ -477,3 +477,24 @@ def test_degenerate_pruning_rounds_are_flagged_in_tables():
     assert list(table["degenerate"]) == [1]
     text = report.render(table, "md")
     assert "1 degenerate" in text and "degenerate: finished runs with pruning rounds" in text
+
+
+def test_the_precision_is_named_beside_the_budget():
+    """A record's environment names its precision; tables add a 16-bit one to the budget and
+    figure captions say it (float32 records, as the committed reference, stay as they were)."""
+    from bench.reports.figures.captions import caption_text
+
+    snapshot = Path(__file__).resolve().parents[1] / "results/reference/smoke-cpu.json"
+    records = [r for r in json.loads(snapshot.read_text())["records"]
+               if r["spec"]["method"] == "dense"]
+    plain = report.summary_table(report.frame_from_records(
+        (f"x#{r['key']}", r) for r in records))
+    assert list(plain["precision"]) == ["float32"]
+    assert "float16" not in report.render(plain, "md")
+    assert "Precision" not in caption_text(plain)
+    for record in records:
+        record["environment"].update(fp16=True, precision="float16")
+    half = report.summary_table(report.frame_from_records((f"x#{r['key']}", r) for r in records))
+    text = report.render(half, "md")
+    assert "smoke, 2 ep, float16" in text and "the training precision where" in text
+    assert "Precision: float16 autocast with loss scaling." in caption_text(half)

@@ -167,9 +167,9 @@ def test_ctrl_c_stops_a_packed_run_that_waits_for_another_worker(tmp_path):
         fallback.cancel()
         if holder.proc.poll() is None:
             holder.release()
-    holder = Holder(store, "h" * 32)  # afterwards, waits go on again
+    holder = Holder(store, "f" * 32)  # afterwards, waits go on again
     try:
-        waiter = Waiter(store, "h" * 32)
+        waiter = Waiter(store, "f" * 32)
         waiter.start()
         time.sleep(0.3)
         assert waiter.is_alive() and waiter.got == [] and len(waiter.told) == 1

@@ -21,6 +21,7 @@ from bench.engine import (
     prepare_model,
     train,
 )
+from bench.errors import BenchError
 from bench.models import build_model, prunable_layers
 from bench.presets import get_recipe
 from bench.store import RunStore
@@ -44,7 +45,15 @@ def test_switches_default_to_on_for_cuda_and_off_for_cpu():
     assert set(EngineOptions().switches().values()) == {False}
     assert set(PLAIN.switches().values()) == {False}
     cuda = EngineOptions(device=torch.device("cuda"))
-    assert cuda.use_bf16 and cuda.use_fused_optimizer and not cuda.plain().use_bf16
+    assert cuda.use_precision == "bfloat16" and cuda.use_fused_optimizer
+    assert cuda.plain().use_precision == "float32" and cuda.plain().autocast_dtype is None
+    assert EngineOptions().use_precision == "float32"
+    half = EngineOptions(precision="float16")
+    assert half.autocast_dtype is torch.float16 and half.loss_scaling
+    assert half.switches()["fp16"] is True and not half.switches()["bf16"]
+    assert "fp16" not in cuda.switches()  # float32 and bfloat16 fingerprints as before
+    with pytest.raises(BenchError, match="unknown precision"):
+        EngineOptions(precision="float8")
     assert not cuda.use_cuda_graphs  # CUDA graphs come with compile only
     compiled = replace(cuda, compile=True)
     assert compiled.use_cuda_graphs and not replace(compiled, cuda_graphs=False).use_cuda_graphs
@@ -97,7 +106,7 @@ def test_channels_last_gives_the_same_logits_and_loss(kind, one_thread):
 def test_bf16_autocast_logits_agree_to_bf16_precision():
     model = build_model("resnet20", 10, seed=1).eval()
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    bf16 = EngineOptions(bf16=True)
+    bf16 = EngineOptions(precision="bfloat16")
     with torch.no_grad():
         reference = model(x)
         with autocast(bf16):
@@ -111,6 +120,8 @@ def test_bf16_autocast_logits_agree_to_bf16_precision():
 def test_plain_and_compile_together_is_a_usage_error(capsys):
     assert main(["run", "--methods", "dense", "--plain", "--compile"]) == 2
     assert "--plain and --compile" in capsys.readouterr().err
+    assert main(["run", "--methods", "dense", "--plain", "--precision", "float16"]) == 2
+    assert "--plain trains in float32" in capsys.readouterr().err
 
 
 def smoke_accuracy(cifar10_dir, results, *flags) -> dict:
@@ -145,7 +156,7 @@ def test_gpu_numerics_on_cpu_bf16_compiled_match_plain(cifar10_dir):
     CPU bf16 is slow; channels_last is left out, see ``one_thread``)."""
     data = load_data("cifar10", cifar10_dir, "cpu", 2000, 1000, download=False)
     recipe = get_recipe("smoke")
-    gpu_like = EngineOptions(compile=True, bf16=True, eval_every=0)
+    gpu_like = EngineOptions(compile=True, precision="bfloat16", eval_every=0)
     assert gpu_like.switches() == {"compile": True, "cuda_graphs": False,
                                    "channels_last": False, "bf16": True,
                                    "fused_optimizer": False, "cudnn_benchmark": False}

@@ -68,6 +68,10 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
         "cached on disk across runs; on CUDA with CUDA graphs)")
     arg("--no-cuda-graphs", action="store_true",
         help="with --compile on CUDA: compile without CUDA graphs")
+    arg("--precision", choices=("float32", "bfloat16", "float16"),
+        help="training and evaluation precision: float16 autocast with dynamic loss scaling "
+        "(the PX authors'), bfloat16 autocast, or float32 (default: on CUDA the preset's, "
+        "float16 for the PX presets and bfloat16 for the others; float32 on CPU)")
     arg("--plain", action="store_true",
         help="every speed switch off: float32, NCHW, unfused optimiser, no compile "
         "(results agree with the default to training noise)")

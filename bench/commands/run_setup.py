@@ -12,6 +12,7 @@ from bench.commands.run_grid import check_runnable, grid_specs
 from bench.defaults import resolve_device, results_root
 from bench.errors import BenchError
 from bench.fsutil import check_writable_folder
+from bench.presets import get_preset
 
 
 @dataclass
@@ -35,9 +36,15 @@ def engine_options(args: argparse.Namespace) -> Any:
         raise BenchError(f"--pack must be at least 1, got {args.pack}")
     if args.plain and args.compile:
         raise BenchError("--plain and --compile contradict each other; give one")
+    if args.plain and args.precision not in (None, "float32"):
+        raise BenchError(f"--plain trains in float32; it contradicts --precision "
+                         f"{args.precision}")
+    device = resolve_device(args.device)
     options = EngineOptions(
-        device=resolve_device(args.device),
+        device=device,
         compile=args.compile,
+        precision=args.precision or (get_preset(args.preset).cuda_precision
+                                     if device.type == "cuda" else None),
         cuda_graphs=False if args.no_cuda_graphs else None,
         progress=not args.no_progress and sys.stderr.isatty(),
         eval_every=args.eval_every,

@@ -80,16 +80,20 @@ class DeviceData:
         images, boxes = pemn_authors(x_uint8, generator)
         return erase(self.normalize(images), boxes, 0.0)
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        """Full batches per epoch (drop_last); one batch of all images if fewer than a batch."""
+    def steps_per_epoch(self, batch_size: int, drop_last: bool = True) -> int:
+        """Batches per epoch: full ones only with ``drop_last`` (one batch of all images if
+        fewer than a batch), else the last, partial one too."""
         _check_batch_size(batch_size)
+        if not drop_last:
+            return -(-len(self.train_y) // batch_size)
         return max(1, len(self.train_y) // batch_size)
 
     def train_batches(
         self, batch_size: int, seed: int, epoch: int, augment: str = "crop-flip",
-        normalized: bool = True,
+        normalized: bool = True, drop_last: bool = True,
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Shuffled, augmented, normalised batches of epoch ``epoch`` (drop_last).
+        """Shuffled, augmented, normalised batches of epoch ``epoch`` (the last, partial
+        batch too unless ``drop_last``, whose draws are the same for the full batches).
 
         Every random draw comes from a device generator seeded by (seed, epoch), so an epoch's
         batches are the same whether or not earlier epochs ran in this process. With
@@ -99,18 +103,20 @@ class DeviceData:
         others are normalised here either way, so check the dtype.
         """
         check_augment(augment)
-        steps = self.steps_per_epoch(batch_size)  # checks batch_size before iteration starts
+        steps = self.steps_per_epoch(batch_size, drop_last)  # checks batch_size up front
         size = min(batch_size, len(self.train_y))
-        return self._train_batches(size, steps, seed, epoch, augment, normalized)
+        used = min(steps * size, len(self.train_y))
+        return self._train_batches(size, steps, used, seed, epoch, augment, normalized)
 
     def _train_batches(
-        self, size: int, steps: int, seed: int, epoch: int, augment: str, normalized: bool
+        self, size: int, steps: int, used: int, seed: int, epoch: int, augment: str,
+        normalized: bool,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         g = make_generator(self.device, seed, epoch)
         order = torch.randperm(len(self.train_y), generator=g, device=self.device)
         if augment in WHOLE_EPOCH:  # the same draws in the same order, one gather
-            images = whole_epoch(self.train_x, order[: steps * size], size, g, augment)
-            labels = self.train_y[order[: steps * size]]
+            images = whole_epoch(self.train_x, order[:used], size, g, augment)
+            labels = self.train_y[order[:used]]
             for step in range(steps):
                 part = slice(step * size, (step + 1) * size)
                 yield (self.normalize(images[part]) if normalized else images[part]), labels[part]

@@ -61,22 +61,28 @@ def save_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     progress: Progress,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
-    """Write the phase's state after an epoch: recipe, progress, model and optimiser."""
+    """Write the phase's state after an epoch: recipe, progress, model and optimiser, and
+    float16's loss scaler (its scale and the finite steps since it last grew)."""
     state = {
         "recipe": recipe.as_dict(),
         "progress": asdict(progress),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
     }
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
     save_torch(path, state)
 
 
 def load_checkpoint(
-    path: Path | None, recipe: Recipe, model: nn.Module, optimizer: torch.optim.Optimizer
+    path: Path | None, recipe: Recipe, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Progress:
-    """Restore model, optimiser and progress from ``path``; a fresh start if absent, of
-    another recipe, or damaged (then set aside, with a warning line)."""
+    """Restore model, optimiser, loss scaler and progress from ``path``; a fresh start if
+    absent, of another recipe, or damaged (then set aside, with a warning line); a scaler
+    resumed from a checkpoint without one starts afresh."""
     if path is None or not path.exists():
         return Progress()
     try:
@@ -92,4 +98,6 @@ def load_checkpoint(
         return Progress()
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     return Progress(**state["progress"])

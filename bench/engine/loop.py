@@ -28,7 +28,7 @@ from bench.engine.checkpoints import (
 )
 from bench.engine.evaluate import evaluate
 from bench.engine.optimizer import make_optimizer
-from bench.engine.options import EngineOptions, step_begin
+from bench.engine.options import EngineOptions, grad_scaler, step_begin
 from bench.engine.step import LossFunction, loss_function
 from bench.engine.update import Update
 from bench.fsutil import write_json_atomic
@@ -116,8 +116,9 @@ def open_phase(request: TrainRequest, progress_bar: bool = True) -> Phase | Trai
     params = [p for p in (r.params if r.params is not None else model.parameters())
               if p.requires_grad]
     optimizer = make_optimizer(params, r.recipe, r.options)
-    steps_per_epoch = r.data.steps_per_epoch(r.recipe.batch_size)
-    progress = load_checkpoint(r.checkpoint, r.recipe, model, optimizer)
+    update = Update(optimizer, r.options, grad_scaler(r.options))
+    steps_per_epoch = r.data.steps_per_epoch(r.recipe.batch_size, r.recipe.drop_last)
+    progress = load_checkpoint(r.checkpoint, r.recipe, model, optimizer, update.scaler)
     start_epoch = progress.epoch
     if start_epoch >= r.recipe.epochs:
         return progress.result(r.recipe.epochs, start_epoch)
@@ -133,7 +134,7 @@ def open_phase(request: TrainRequest, progress_bar: bool = True) -> Phase | Trai
         dynamic_ncols=True,
     )
     return Phase(model, loss_function(r.recipe, r.options, r.data), optimizer,
-                 Update(optimizer, r.options), r.data, r.recipe, r.options, r.seed,
+                 update, r.data, r.recipe, r.options, r.seed,
                  steps_per_epoch, bar, progress, start_epoch, r.checkpoint, r.snapshot_epochs,
                  r.description, r.evaluate_last)
 
@@ -214,6 +215,8 @@ def epoch_entry(phase: Phase, epoch: int, sums: EpochSums, train_seconds: float
         "lr": sums.lr,
         "train_seconds": train_seconds,
     }
+    if phase.update.scaler is not None:  # float16: the loss scale the epoch ended with
+        entry["loss_scale"] = phase.update.scaler.get_scale()
     last = epoch + 1 == recipe.epochs
     periodic = options.eval_every > 0 and (epoch + 1) % options.eval_every == 0
     if phase.evaluate_last if last else periodic:
@@ -232,13 +235,14 @@ def _steps(phase: Phase, epoch: int, step: int) -> tuple[Tensor, Tensor, int, in
     seen = 0
     lr = recipe.lr
     batches = phase.data.train_batches(recipe.batch_size, phase.seed, epoch, recipe.augment,
-                                       normalized=False)  # the loss function normalises
+                                       normalized=False,  # the loss function normalises
+                                       drop_last=recipe.drop_last)
     for x, y in batches:
         step_begin(options)
         lr = recipe.lr * lr_factor(recipe, step, phase.steps_per_epoch)
         loss, hits = phase.loss(phase.model, x, y)
         phase.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        phase.update.backward(loss)
         phase.update(lr)
         loss_sum += loss.detach() * len(y)
         correct += hits
@@ -260,7 +264,8 @@ def record_epoch(phase: Phase, entry: dict[str, Any], step: int) -> None:
     phase.bar.set_postfix(loss=f"{entry['train_loss']:.3f}",
                           acc=f"{entry.get('test_accuracy', 0):.1f}")
     if checkpoint is not None:
-        save_checkpoint(checkpoint, phase.recipe, phase.model, phase.optimizer, progress)
+        save_checkpoint(checkpoint, phase.recipe, phase.model, phase.optimizer, progress,
+                        phase.update.scaler)
         write_json_atomic(progress_path(checkpoint), seal({  # `bench status`: no torch.load
             "epoch": epoch, "epochs": phase.recipe.epochs, "seconds": progress.seconds,
             "time": time.time()}))

@@ -1,5 +1,6 @@
 """How the engine runs (:class:`EngineOptions`, none of it in a run key) and what its speed
-switches do: bfloat16 autocast, channels_last layout, cuDNN autotuning, ``torch.compile``."""
+switches do: the precision (bfloat16 or float16 autocast), channels_last layout, cuDNN
+autotuning, ``torch.compile``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import importlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 import torch
 from torch import Tensor, nn
 
+from bench.errors import BenchError
 from bench.hostmem import tune_host_malloc
 
 _F = TypeVar("_F")
+Precision = Literal["float32", "bfloat16", "float16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
+    "float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -23,13 +29,19 @@ class EngineOptions:
     """How to run, as opposed to what to compute: none of this enters a run key.
 
     The speed switches change rounding, not the computation: ``channels_last`` (NHWC
-    tensors), ``bf16`` (bfloat16 autocast) and ``fused_optimizer`` (torch's one-kernel
-    optimiser step; compiling replaces it by its own fused update). ``None`` means "on CUDA
-    only": CPUs without bfloat16 units run bf16 about 10x slower, and torch 2.13's oneDNN
-    (AVX2) gets channels_last wrong on CPU: with 2 threads its conv weight gradients are
-    off by up to 6.5% (tests/test_speed_switches), and its 1x1-convolution backward hangs
-    or crashes on narrow layers (ResNet-20 at width 0.25). So CPU runs stay float32 NCHW
-    unless asked.
+    tensors), ``precision`` and ``fused_optimizer`` (torch's one-kernel optimiser step;
+    compiling replaces it by its own fused update). ``None`` means "on CUDA only": CPUs
+    without bfloat16 units run bf16 about 10x slower, and torch 2.13's oneDNN (AVX2) gets
+    channels_last wrong on CPU: with 2 threads its conv weight gradients are off by up to
+    6.5% (tests/test_speed_switches), and its 1x1-convolution backward hangs or crashes on
+    narrow layers (ResNet-20 at width 0.25). So CPU runs stay float32 NCHW unless asked.
+    ``precision`` (None: "bfloat16" on CUDA, "float32" elsewhere) is the forward pass's
+    autocast type; "float16" adds dynamic loss scaling (:class:`torch.amp.GradScaler` with
+    torch's defaults: scale 2**16, halved and the step skipped when a gradient is not
+    finite, doubled after 2000 finite steps), as the PX authors train. Its scaler reads on
+    the host whether the gradients are finite, once a step (not with CUDA's fused
+    optimisers, which take the scale themselves), and its runs are not packed (the scaler
+    skips steps run by run).
     ``compile`` compiles each training step with ``torch.compile`` (inductor): the model's
     forward with its loss (:mod:`bench.engine.step`), their backward, and the optimiser's
     update (:mod:`bench.engine.update`); compiled graphs are cached on disk, so later runs
@@ -44,7 +56,7 @@ class EngineOptions:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     compile: bool = False
     channels_last: bool | None = None
-    bf16: bool | None = None
+    precision: Precision | None = None
     fused_optimizer: bool | None = None
     cuda_graphs: bool | None = None
     cudnn_benchmark: bool | None = None
@@ -56,6 +68,11 @@ class EngineOptions:
     rounds differently from one run's, so K > 1 is part of the numeric environment: a
     packed and an unpacked run of one spec are never compared to the bit."""
 
+    def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise BenchError(f"unknown precision {self.precision!r}; valid: "
+                             f"{', '.join(PRECISIONS)}")
+
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
@@ -65,8 +82,21 @@ class EngineOptions:
         return self.cuda if self.channels_last is None else self.channels_last
 
     @property
-    def use_bf16(self) -> bool:
-        return self.cuda if self.bf16 is None else self.bf16
+    def use_precision(self) -> str:
+        """The precision as it resolves on this device."""
+        if self.precision is not None:
+            return self.precision
+        return "bfloat16" if self.cuda else "float32"
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The forward pass's autocast type; None: float32, no autocast."""
+        return AUTOCAST_DTYPES[self.use_precision]
+
+    @property
+    def loss_scaling(self) -> bool:
+        """Whether the loss is scaled (float16: :class:`torch.amp.GradScaler`)."""
+        return self.use_precision == "float16"
 
     @property
     def use_fused_optimizer(self) -> bool:
@@ -84,27 +114,37 @@ class EngineOptions:
 
     def plain(self) -> EngineOptions:
         """The same options with every speed switch off: float32, NCHW, no compile."""
-        return replace(self, compile=False, channels_last=False, bf16=False,
+        return replace(self, compile=False, channels_last=False, precision="float32",
                        fused_optimizer=False, cuda_graphs=False, cudnn_benchmark=False)
 
     def switches(self) -> dict[str, bool | int]:
-        """The speed switches as they resolve on this device (stored in every record);
-        ``pack`` only where runs are packed, so unpacked records keep their fingerprint."""
+        """The speed switches as they resolve on this device (stored in every record and in
+        the numeric environment's fingerprint). float16 shows as ``fp16`` and ``pack`` as K
+        only where they are on, so other records keep the fingerprints they had."""
         out: dict[str, bool | int] = {
             "compile": self.compile, "cuda_graphs": self.use_cuda_graphs,
-            "channels_last": self.use_channels_last, "bf16": self.use_bf16,
+            "channels_last": self.use_channels_last,
+            "bf16": self.use_precision == "bfloat16",
             "fused_optimizer": self.use_fused_optimizer,
             "cudnn_benchmark": self.use_cudnn_benchmark}
+        if self.loss_scaling:
+            out["fp16"] = True
         if self.pack > 1:
             out["pack"] = self.pack
         return out
 
 
 def autocast(options: EngineOptions) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast where ``options`` ask for it, else nothing (float32)."""
-    if options.use_bf16:
-        return torch.autocast(options.device.type, dtype=torch.bfloat16)
+    """Autocast to the options' precision (bfloat16 or float16), else nothing (float32)."""
+    if options.autocast_dtype is not None:
+        return torch.autocast(options.device.type, dtype=options.autocast_dtype)
     return contextlib.nullcontext()
+
+
+def grad_scaler(options: EngineOptions) -> torch.amp.GradScaler | None:
+    """float16's dynamic loss scaling (torch's default settings, as the PX authors use
+    them), else None."""
+    return torch.amp.GradScaler(options.device.type) if options.loss_scaling else None
 
 
 def configure_backends(options: EngineOptions) -> None:

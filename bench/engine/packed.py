@@ -65,12 +65,14 @@ def pack_signature(phase: Phase) -> tuple[Any, ...]:
 def packable(phase: Phase) -> str | None:
     """Why ``phase`` cannot be packed (None: it can). Trainable mask scores (Edge-Popup,
     PEMN) take a per-layer top-k through a custom autograd function, which vmap does not
-    batch; they train one at a time."""
+    batch; they train one at a time, as do float16 runs."""
     for name, param in phase.model.named_parameters():
         if name.endswith("scores") and param.requires_grad:
             return "trains mask scores (top-k per forward pass)"
     if phase.recipe.optimizer not in ("sgd", "nesterov", "adamw"):
         return f"optimiser {phase.recipe.optimizer} is not known to be elementwise"
+    if phase.options.loss_scaling:
+        return "float16 loss scaling skips steps run by run (one scaler per run)"
     return None
 
 
@@ -157,7 +159,7 @@ def _loss_function(phase: Phase) -> Callable[..., tuple[Tensor, Tensor]]:
     (vmap's extra dimension has no channels_last layout)."""
     base = copy.deepcopy(phase.model).to("meta").train()
     settings = {**loss_settings(phase.recipe, phase.options, phase.data),
-                "bf16": False, "channels_last": False}
+                "autocast_dtype": None, "channels_last": False}
 
     def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
              ) -> tuple[Tensor, Tensor]:
@@ -180,7 +182,8 @@ def _packed_steps(phases: Sequence[Phase], stack: _Stack, epoch: int, step: int,
     correct = torch.zeros(k, device=options.device, dtype=torch.long)
     seen, lr = 0, recipe.lr
     streams = [p.data.train_batches(recipe.batch_size, p.seed, epoch, recipe.augment,
-                                    normalized=False)  # the loss function normalises
+                                    normalized=False,  # the loss function normalises
+                                    drop_last=recipe.drop_last)
                for p in phases]
     for batches in zip(*streams):
         xs = torch.stack([x for x, _ in batches])

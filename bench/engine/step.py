@@ -25,23 +25,24 @@ pixels or normalised images."""
 
 
 def classification_loss(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *,
-                        label_smoothing: float,
-                        bf16: bool, channels_last: bool, mean: Tensor, std: Tensor
+                        label_smoothing: float, autocast_dtype: torch.dtype | None,
+                        channels_last: bool, mean: Tensor, std: Tensor
                         ) -> tuple[Tensor, Tensor]:
-    """Cross-entropy of ``model(x)`` (in bfloat16 autocast with ``bf16``, the loss in at
-    least float32) and how many of its top-1 predictions are ``y``. uint8 images are
-    normalised by ``mean`` and ``std`` first; ``channels_last`` lays the input out NHWC."""
+    """Cross-entropy of ``model(x)`` (in ``autocast_dtype`` autocast where one is given, the
+    loss in at least float32) and how many of its top-1 predictions are ``y``. uint8 images
+    are normalised by ``mean`` and ``std`` first; ``channels_last`` lays the input out NHWC."""
     if x.dtype == torch.uint8:
         x = normalize_images(x, mean, std)
     x = input_layout(x, channels_last)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16,
+                        enabled=autocast_dtype is not None):
         logits = model(x)
     loss = F.cross_entropy(at_least_float32(logits), y, label_smoothing=label_smoothing)
     return loss, (logits.detach().argmax(-1) == y).sum()
 
 
 def at_least_float32(x: Tensor) -> Tensor:
-    """``x`` in float32 if it is narrower (bfloat16 logits), else as it is (float64)."""
+    """``x`` in float32 if it is narrower (16-bit logits), else as it is (float64)."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
@@ -49,7 +50,7 @@ def loss_settings(recipe: Recipe, options: EngineOptions, data: DeviceData) -> d
     """:func:`classification_loss`'s keyword arguments: the recipe's label smoothing, the
     options' precision and layout and the data's normalisation."""
     mean, std = data.mean_std
-    return {"label_smoothing": recipe.label_smoothing, "bf16": options.use_bf16,
+    return {"label_smoothing": recipe.label_smoothing, "autocast_dtype": options.autocast_dtype,
             "channels_last": options.use_channels_last, "mean": mean, "std": std}
 
 

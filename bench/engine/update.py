@@ -1,5 +1,7 @@
 """The optimiser's update of a training step (:class:`Update`): torch's own
-``optimizer.step()``, or under ``--compile`` the same arithmetic compiled into one graph.
+``optimizer.step()``, or under ``--compile`` the same arithmetic compiled into one graph;
+with float16's loss scaling, either one is stepped through the scaler (unscaled gradients,
+skipped where they are not finite, the scale updated).
 
 Compiled, the update is torch's functional SGD or AdamW (foreach) over the parameters'
 tensors, so inductor fuses it into a few kernels instead of a Python loop over every
@@ -33,11 +35,16 @@ from bench.engine.options import EngineOptions, compile_function
 
 class Update:
     """``update(lr)``: one optimiser step at learning rate ``lr`` with the gradients the
-    parameters hold; compiled where ``options.compile`` asks for it."""
+    parameters hold; compiled where ``options.compile`` asks for it. With a ``scaler``
+    (float16), :meth:`backward` scales the loss and the step goes through
+    ``scaler.step`` and ``scaler.update``, as torch's automatic mixed precision does it."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, options: EngineOptions) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, options: EngineOptions,
+                 scaler: torch.amp.GradScaler | None = None) -> None:
         self.optimizer = optimizer
+        self.scaler = scaler
         self.compiled = options.compile
+        self._step: Any = _CompiledStep(self) if self.compiled else optimizer
         if self.compiled and not isinstance(optimizer, torch.optim.SGD | torch.optim.AdamW):
             raise TypeError(f"no compiled update for {type(optimizer).__name__}")
         if self.compiled and any(g.get("dampening", 0) for g in optimizer.param_groups):
@@ -45,12 +52,22 @@ class Update:
                              "copies the gradient undamped into a new buffer)")
         self._lr = torch.zeros((), dtype=torch.float64, device=options.device)
 
+    def backward(self, loss: Tensor) -> None:
+        """The loss's gradients (of the scaled loss where the loss is scaled)."""
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
     def __call__(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr  # what a checkpoint of the optimiser stores
-        if not self.compiled:
-            self.optimizer.step()
+        if self.scaler is None:
+            self._step.step()
             return
+        self.scaler.step(self._step)  # unscales, and skips a step with inf or NaN gradients
+        self.scaler.update()
+
+    def compiled_step(self) -> None:
+        """The compiled update at the last learning rate given (see :class:`_CompiledStep`)."""
+        lr = self.optimizer.param_groups[0]["lr"]
         self._lr.fill_(lr)
         for group in self.optimizer.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
@@ -96,6 +113,21 @@ class Update:
         elif state["step"].device != param.device or state["step"].dtype != torch.float64:
             state["step"] = state["step"].to(param.device, torch.float64)  # from a checkpoint
         return state["step"]
+
+
+class _CompiledStep:
+    """The compiled update as the scaler steps an optimiser: its parameter groups are the
+    optimiser's (``unscale_`` walks them) and ``step()`` runs the compiled update."""
+
+    def __init__(self, update: Update) -> None:
+        self.update = update
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.update.optimizer.param_groups
+
+    def step(self) -> None:
+        self.update.compiled_step()
 
 
 def _sgd_update(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor | None],

@@ -191,7 +191,8 @@ def _run(
     """The run proper: initial model -> method -> evaluation -> metrics, log and budget."""
     data = data_cache.get(spec.dataset, spec.train_subset, spec.test_subset)
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, data.num_classes, seed=spec.seed, **spec.model_kwargs)
+    model = build_model(spec.model, data.num_classes, seed=spec.seed,
+                        bias_init=spec.recipe.bias_init, **spec.model_kwargs)
     model = prepare_model(model, options)
     ctx = RunContext(spec, model, data, spec.recipe, options, store)
     if trainer is not None:

@@ -201,8 +201,10 @@ def validate_model(name: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     return canonical, _resolve_kwargs(canonical, _FAMILIES[family], kwargs)
 
 
-def build_model(name: str, num_classes: int, seed: int = 0, **kwargs: Any) -> nn.Module:
-    """Build a model on CPU, initialise it with ``init_weights(model, seed)``, set ``model.arch``.
+def build_model(name: str, num_classes: int, seed: int = 0, bias_init: str = "zero",
+                **kwargs: Any) -> nn.Module:
+    """Build a model on CPU, initialise it with ``init_weights(model, seed, bias_init)`` (a
+    recipe's choice, see :class:`bench.recipe.Recipe`), set ``model.arch``.
 
     The global RNG is left untouched. Unknown names or options raise BenchError.
     """
@@ -213,7 +215,7 @@ def build_model(name: str, num_classes: int, seed: int = 0, **kwargs: Any) -> nn
         raise BenchError(f"num_classes must be a positive integer, got {num_classes!r}")
     with torch.random.fork_rng(devices=[]), torch.device("cpu"):
         model = family.build(params, num_classes, resolved)
-    init_weights(model, seed)
+    init_weights(model, seed, bias_init)
     model.arch = {"name": canonical, "num_classes": num_classes, "kwargs": dict(resolved)}
     return model
 

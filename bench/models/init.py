@@ -7,10 +7,12 @@ import math
 import torch
 from torch import nn
 
+from bench import rng
 from bench.counts import fan_in
 from bench.models.vit import VisionTransformer
 
 EMBEDDING_STD = 0.02
+BIAS_STREAM = 0x62696173  # "bias": uniform biases' own Philox stream, apart from the weights
 
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
@@ -29,8 +31,9 @@ def kaiming_std(weight: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def init_weights(model: nn.Module, seed: int) -> None:
-    """Kaiming-normal (fan_in, ReLU gain) every conv/linear, zero biases, unit norms.
+def init_weights(model: nn.Module, seed: int, bias_init: str = "zero") -> None:
+    """Kaiming-normal (fan_in, ReLU gain) every conv/linear, zero biases (torch's default
+    uniform ones with ``bias_init="uniform"``, see :func:`uniform_biases`), unit norms.
 
     BatchNorm running statistics are reset too, so re-initialising a used model is exact.
 
@@ -55,3 +58,23 @@ def init_weights(model: nn.Module, seed: int) -> None:
         elif isinstance(module, VisionTransformer):
             _draw_normal(module.cls_token, EMBEDDING_STD, generator)
             _draw_normal(module.pos_embed, EMBEDDING_STD, generator)
+    if bias_init == "uniform":
+        uniform_biases(model, seed)
+
+
+@torch.no_grad()
+def uniform_biases(model: nn.Module, seed: int) -> None:
+    """Every conv/linear bias as torch initialises a new layer's, U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)), which the PX authors and open_lth keep. Drawn from the seed's own
+    Philox stream (:mod:`bench.rng`), in module order, so the weights stay those of zero
+    biases."""
+    layers = [m for m in model.modules()
+              if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None]
+    draws = rng.uniforms(seed, sum(m.bias.numel() for m in layers), BIAS_STREAM)
+    start = 0
+    for module in layers:
+        n = module.bias.numel()
+        bound = 1.0 / math.sqrt(fan_in(module.weight))
+        values = (2.0 * draws[start:start + n] - 1.0) * bound
+        module.bias.copy_(torch.from_numpy(values).reshape(module.bias.shape))
+        start += n

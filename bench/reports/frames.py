@@ -11,6 +11,7 @@ import pandas as pd
 
 import bench.reports.spend as spend
 from bench.errors import BenchError
+from bench.provenance import precision_of
 from bench.reports.labels import budget_label, method_label
 from bench.reports.paper_bytes import pemn_way_bytes
 from bench.reports.snapshots import load_result_set
@@ -19,10 +20,10 @@ from bench.store import RunSpec, RunStore
 FRAME_COLUMNS = (
     "key", "method", "method_name", "hparams", "method_version", "model", "model_kwargs",
     "dataset", "train_subset", "test_subset", "value_codec", "density", "seed", "epochs",
-    "budget", "recipe", "status", "error", "accuracy", "top5", "loss", "artifact_bytes",
-    "paper_bytes", "paper_formula", "stored_bytes", "dense_bytes", "compression_ratio",
-    "speedup", "layer_collapse", "degenerate_rounds", "seconds", "setup", "group", "path",
-    "pemn_bytes", *spend.COLUMNS,
+    "budget", "precision", "recipe", "status", "error", "accuracy", "top5", "loss",
+    "artifact_bytes", "paper_bytes", "paper_formula", "stored_bytes", "dense_bytes",
+    "compression_ratio", "speedup", "layer_collapse", "degenerate_rounds", "seconds", "setup",
+    "group", "path", "pemn_bytes", *spend.COLUMNS,
 )
 
 
@@ -67,8 +68,10 @@ def _metric_fields(metrics: dict[str, Any], notes: dict[str, Any] | None) -> dic
 def record_row(spec: dict[str, Any], status: str, key: str, path: str,
                metrics: dict[str, Any] | None = None, budget: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None, phases: list[Any] | None = None,
-               notes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One frame row: a record's spec, status and metrics (a missing run has no metrics)."""
+               notes: dict[str, Any] | None = None,
+               environment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One frame row: a record's spec, status, metrics and training precision (a missing run
+    has no metrics and no precision)."""
     metrics = metrics or {}
     budget = budget or {}
     hparams = spec.get("hparams") or {}
@@ -88,6 +91,7 @@ def record_row(spec: dict[str, Any], status: str, key: str, path: str,
         "seed": int(spec["seed"]),
         "epochs": spec["recipe"]["epochs"],
         "budget": budget_label(spec["recipe"]),
+        "precision": precision_of(environment) if environment else "",
         "recipe": json.dumps(spec["recipe"], sort_keys=True),
         "status": status,
         "error": _error_text(error),
@@ -111,7 +115,7 @@ def frame_from_records(records: Iterable[tuple[Path | str, dict[str, Any]]]) -> 
         key = RunSpec.from_record(spec).grid_key  # the key a preset's grid names
         rows.append(record_row(spec, record["status"], key, str(path), record.get("metrics"),
                                record.get("budget"), record.get("error"), record.get("phases"),
-                               record.get("method_notes")))
+                               record.get("method_notes"), record.get("environment")))
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 

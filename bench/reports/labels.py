@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from bench.errors import BenchError
@@ -102,6 +103,31 @@ def budget_label(recipe: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:6]
     epochs = recipe.get("epochs", "?")
     return f"custom-{digest}, {epochs} ep"
+
+
+PRECISION_TEXTS = {"float16": "float16 autocast with loss scaling",
+                   "bfloat16": "bfloat16 autocast"}
+
+
+def autocast_precisions(values: Iterable[Any]) -> list[str]:
+    """The 16-bit precisions among a summary's ``precision`` entries (comma-joined per row;
+    float32 and missing runs name none)."""
+    return sorted({p for v in values if isinstance(v, str) for p in v.split(",")
+                   if p in PRECISION_TEXTS})
+
+
+def budget_with_precision(budget: str, precisions: Iterable[Any]) -> str:
+    """``px-resnet20, 160 ep, float16``: a budget with the 16-bit precisions its runs
+    trained in (float32 is not named)."""
+    return ", ".join([budget, *autocast_precisions(precisions)])
+
+
+def precision_note(precisions: Iterable[Any]) -> str | None:
+    """``Precision: float16 autocast with loss scaling.`` where runs trained in 16 bits."""
+    kinds = autocast_precisions(precisions)
+    if not kinds:
+        return None
+    return "Precision: " + "; ".join(PRECISION_TEXTS[k] for k in kinds) + "."
 
 
 def subsets_text(dataset: str, train: int | None, test: int | None) -> str | None:

@@ -44,6 +44,7 @@ def _summary_row(runs: pd.DataFrame) -> dict[str, Any]:
         row[status] = int((runs["status"] == status).sum())
     for metric in STAT_METRICS:
         row[f"{metric}_mean"], row[f"{metric}_std"] = _stats(done[metric])
+    row["precision"] = ",".join(sorted({p for p in done["precision"] if p}))
     formulas = sorted({f for f in done["paper_formula"] if isinstance(f, str)})
     row["paper_formula"] = ",".join(formulas)
     row["layer_collapse"] = int(done["layer_collapse"].fillna(False).astype(bool).sum())

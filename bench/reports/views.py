@@ -23,7 +23,13 @@ from bench.reports.choices import (
     SIZES,
     Metric,
 )
-from bench.reports.labels import byte_unit, column_title, setup_title
+from bench.reports.labels import (
+    autocast_precisions,
+    budget_with_precision,
+    byte_unit,
+    column_title,
+    setup_title,
+)
 from bench.reports.ordering import Row, rows_of
 from bench.reports.stats import NOT_FINISHED, seeds_of
 
@@ -88,7 +94,8 @@ def _view(setup: dict[str, Any], part: pd.DataFrame, group_by: str, metric: str,
     rows, unfinished = [], []
     for row in rows_of(part):
         cells, entries = _row_cells(row, part, columns, spec, size_column, all_seeds)
-        rows.append((row.shown, row.budget, cells))
+        precisions = part.loc[part["row_key"] == row.row_key, "precision"]
+        rows.append((row.shown, budget_with_precision(row.budget, precisions), cells))
         unfinished += entries
     size_title = None
     if size_column is not None:
@@ -108,7 +115,8 @@ def _view(setup: dict[str, Any], part: pd.DataFrame, group_by: str, metric: str,
         caption=caption(spec, unit, size, size_unit, group_by, all_seeds,
                         bool((part["missing"] > 0).any()),
                         bool((part["layer_collapse"] > 0).any()),
-                        spend.differences(part), bool((part["degenerate"] > 0).any())),
+                        spend.differences(part), bool((part["degenerate"] > 0).any()),
+                        bool(autocast_precisions(part["precision"]))),
         scale=scale,
         size_scale=size_scale,
         size_kind=size,
@@ -167,8 +175,10 @@ def _size_caption(size: str, size_unit: str) -> str:
 
 def caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
             seeds: list[int], missing: bool, collapse: bool = False,
-            spent: list[str] | None = None, degenerate: bool = False) -> str:
-    """What a table's cells, columns and notes mean."""
+            spent: list[str] | None = None, degenerate: bool = False,
+            autocast: bool = False) -> str:
+    """What a table's cells, columns and notes mean (``autocast``: some runs trained in 16
+    bits, which their budget names)."""
     what = GROUP_BY_CAPTIONS[group_by]
     unit_text = f" ({unit})" if unit else ""
     final = "final-epoch " if spec.column in ("accuracy", "top5", "loss") else ""
@@ -176,6 +186,8 @@ def caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
             f"(n) = how many of the seeds ({', '.join(map(str, seeds))}) finished; {what}")
     text += _size_caption(size, size_unit)
     text += "; budget: named recipe and epochs (runs of different budgets are never pooled)"
+    if autocast:
+        text += " and the training precision where it is not float32"
     text += spend.table_caption(spent or [])
     text += "; –: no run of this method here"
     if missing:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 import bench.reports.spend as spend
-from bench.reports.labels import dataset_title, subsets_text
+from bench.reports.labels import dataset_title, precision_note, subsets_text
 from bench.reports.stats import NOT_FINISHED, seeds_of
 
 
@@ -34,7 +34,9 @@ def caption_text(table: pd.DataFrame, *, extra: Sequence[str] = (),
         budget_text = "; ".join(f"{b} for {', '.join(sorted(ms))}"
                                 for b, ms in sorted(budgets.items()))
     seeds = seeds_of(table)
+    precision = precision_note(done["precision"]) if "precision" in done else None
     parts = [f"Data: {', '.join(data)}.", f"Budget: {budget_text}.", *([spent] if spent else []),
+             *([precision] if precision else []),
              f"Final-epoch test accuracy of the decoded artifact, mean ± sample std over "
              f"seeds {', '.join(map(str, seeds))} ({seeds_word}); {len(done)} of "
              f"{len(table)} cells have a finished run."]
