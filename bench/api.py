@@ -11,7 +11,7 @@ from __future__ import annotations
 
 # the contract: registration, hyperparameters, what a run gives and records
 from bench.context import FINAL_PHASE, RunContext, SearchCost
-from bench.counts import KeptRounding, fan_in, kept_count, pruned_count
+from bench.counts import KeptRounding, erk_densities, fan_in, kept_count, pruned_count
 from bench.data import mix_seed
 from bench.errors import BenchError
 from bench.metrics import PaperFormula, mask_bitmap_bytes
@@ -46,6 +46,7 @@ from bench.pruning import (
     rewind,
     scoring_copy,
     select_masks,
+    training_batches,
     weight_gradients,
 )
 from bench.recipe import Recipe
@@ -58,8 +59,9 @@ __all__ = [
     "BenchError", "Cut", "KeptRounding", "MaskLearner", "Method", "NoHparams", "PaperFormula",
     "PrunableConv2d", "PrunableLinear", "PruneAtInit", "PruneAtInitHparams", "RandomWeights",
     "Recipe", "RunContext", "RunSpec", "Scope", "Importance", "SearchCost", "ShortcutA",
-    "VisionTransformer", "apply_masks", "classifier_name", "exponential_schedule", "fan_in",
+    "VisionTransformer", "apply_masks", "classifier_name", "erk_densities",
+    "exponential_schedule", "fan_in",
     "kept_count", "mask_bitmap_bytes", "mix_seed", "prunable_layers", "prune", "pruned_count",
     "pruning_batches", "register", "rewind", "scoring_copy", "select_masks",
-    "shortcut_norm_names", "weight_gradients",
+    "shortcut_norm_names", "training_batches", "weight_gradients",
 ]

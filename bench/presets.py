@@ -44,9 +44,18 @@ RECIPES: dict[str, Recipe] = {
 
 PX_DENSITIES = tuple(round(0.8 ** (2 * i), 10) for i in range(1, 10))
 # px-2024 is the paper's PX (the release that came with it); px (the authors' current code)
-# and px-clean (the paper's equations) run beside it.
+# and px-clean (the paper's equations) run beside it; NTK-SAP is in the paper's figure,
+# SynFlow-L2 in its code.
 PX_METHODS = ("random", "magnitude-init", "snip", "grasp", "synflow", "px-2024", "px",
-              "px-clean")
+              "px-clean", "ntk-sap", "synflow-l2")
+# NTK-SAP's authors draw R = 5 networks per round on CIFAR-10 only, R = 1 elsewhere.
+PX_VGG_METHODS = tuple("ntk-sap:draws=1" if m == "ntk-sap" else m for m in PX_METHODS)
+# The newer pruning-at-initialisation baselines the field draws beside PX.
+FIELD_BASELINES = ("ntk-sap", "synflow-l2", "iter-snip", "force", "prospr", "random-erk")
+# Every pruning-at-initialisation method of the suite.
+PAI_METHODS = ("random", "random-erk", "magnitude-init", "snip", "iter-snip", "grasp",
+               "synflow", "synflow-l2", "force", "prospr", "ntk-sap", "px-2024", "px",
+               "px-clean")
 PEMN_VARIANTS = ("dense", "pemn-mask", "pemn-one-layer", "pemn-mp") + tuple(
     f"pemn-rp:ratio={r}" for r in ("0.1", "0.01", "0.001", "0.0001", "1e-05"))
 MASK_LEARNERS = ("edge-popup", "pemn-mask", "pemn-one-layer", "pemn-mp", "pemn-rp")
@@ -130,18 +139,33 @@ PRESETS: dict[str, Preset] = {
             datasets=("cifar100",),
             densities=PX_DENSITIES,
             seeds=(0, 1, 2),
-            methods=PX_METHODS,
+            methods=PX_VGG_METHODS,
+            cuda_precision="float16",
+        ),
+        Preset(
+            name="pai-cifar10-resnet20",
+            description="every pruning-at-initialisation method of the suite in one grid "
+            "(random, random ERK, magnitude, SNIP, iterative SNIP, GraSP, SynFlow, "
+            "SynFlow-L2, FORCE, ProsPr, NTK-SAP, the three PX): ResNet-20 / CIFAR-10, the "
+            "PX recipe and nine sparsities 36%-98.2%, three seeds",
+            recipe="px-resnet20",
+            densities=PX_DENSITIES,
+            seeds=(0, 1, 2),
+            methods=PAI_METHODS,
             cuda_precision="float16",
         ),
         Preset(
             name="px-cifar10-resnet20-reduced",
             description="the suite's first real results: full CIFAR-10 / ResNet-20, dense, "
-            "random, SNIP, SynFlow, px-2024, px-clean at sparsities 90% and 98% and pemn-mp "
-            "(keep ratio 0.5, Edge-Popup's recipe), every recipe cut to 4 of its epochs "
-            "(PX's 160, Edge-Popup's 100): 2 hours on 2 CPU cores, one seed",
+            "random, SNIP, SynFlow, px-2024, px-clean and the field's newer baselines "
+            "(NTK-SAP, SynFlow-L2, iterative SNIP, FORCE, ProsPr, random ERK) at sparsities "
+            "90% and 98% and pemn-mp (keep ratio 0.5, Edge-Popup's recipe), every recipe cut "
+            "to 4 of its epochs (PX's 160, Edge-Popup's 100): about 4 hours on 2 CPU cores "
+            "(2 for the first twelve runs), one seed",
             recipe="px-resnet20",
             densities=(0.1, 0.02),
-            methods=("dense", "random", "snip", "synflow", "px-2024", "px-clean", "pemn-mp"),
+            methods=("dense", "random", "snip", "synflow", "px-2024", "px-clean", "pemn-mp",
+                     *FIELD_BASELINES),
             method_recipes={"pemn-mp": "edge-popup"},
             method_densities={"pemn-mp": (0.5,)},
             epochs=4,

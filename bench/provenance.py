@@ -108,6 +108,31 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def machine_kind() -> str:
+    """The CPU kind float32 results depend on: vendor and the widest instruction-set class
+    oneDNN dispatches on, e.g. ``amd-avx2``, ``intel-avx512``, ``amd-avx512-bf16`` (Zen 4),
+    ``intel-avx512-amx`` (Sapphire Rapids and later). Iterative float32 pruning gives
+    bit-identical masks only on one kind (and one thread count, one torch version)."""
+    flags = set(cpu_flags())
+    isa = next((name for flag, name in (("amx_tile", "avx512-amx"),
+                                        ("avx512_bf16", "avx512-bf16"),
+                                        ("avx512f", "avx512"), ("avx2", "avx2"))
+                if flag in flags), "baseline")
+    return f"{_cpu_vendor()}-{isa}"
+
+
+def _cpu_vendor() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine() or "unknown"
+    for line in text.splitlines():
+        if line.startswith("vendor_id"):
+            vendor = line.split(":", 1)[1].strip()
+            return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
+    return platform.machine() or "unknown"
+
+
 def numeric_environment(device: torch.device, switches: dict[str, Any]) -> dict[str, Any]:
     """The fields that can change a run's numbers (see the module docstring)."""
     env: dict[str, Any] = {

@@ -4,11 +4,11 @@ Every pruning method uses these, so thresholds, tie handling and schedules are t
 for all: a method only says how it scores weights.
 
 - ``global``: one threshold over all prunable tensors pooled; ``layerwise``: the same
-  density in every tensor. Weights already pruned are never revived.
-- the cut: ``exact`` keeps exactly ``round(density * n)`` weights (ties at the cut broken
-  by position); ``kthvalue`` is the authors' rule (Synaptic-Flow's ``_global_mask``, used
-  by the PX, SNIP, GraSP and SynFlow reference code): prune the ``int((1 - density) * n)``
-  smallest scores and every score tied with the largest of them.
+  density in every tensor. Weights already pruned are never revived, unless a method
+  prunes with ``revive`` (FORCE: every weight keeps its score and may come back).
+- the cut (:mod:`bench.cuts`): ``exact`` keeps exactly ``round(density * n)`` weights
+  (ties at the cut broken by position); ``kthvalue``, ``keep-ties`` and ``exact-ceil`` are
+  the rules of the authors' codes the suite is checked against.
 - the iterative schedule keeps ``density ** (r / R)`` after round r of R (SynFlow's).
 - a round whose live scores are all equal (all zero, say) is *degenerate*: the criterion
   ranks nothing, so that round prunes nothing (never by position), and :func:`prune`
@@ -21,26 +21,27 @@ from __future__ import annotations
 
 import copy
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from bench.counts import kept_count, pruned_count
+from bench.counts import kept_count  # noqa: F401 (re-exported for plugins and tests)
+from bench.cuts import CUTS, Cut
+from bench.cuts import cut as _cut
+from bench.data import mix_seed
 from bench.errors import BenchError
 from bench.models import prunable_layers
 from bench.registry import Method
+from bench.scoring_copies import ScoringCopies
 
 if TYPE_CHECKING:
     from bench.context import RunContext
     from bench.store import RunSpec
 
 Scope = Literal["global", "layerwise"]
-Cut = Literal["exact", "kthvalue"]
-CUTS: tuple[str, ...] = get_args(Cut)
 Importance = dict[str, Tensor]
 """Per prunable layer, one non-negative number per weight: higher is kept first. (Edge-Popup's
 trainable ``scores`` are a different thing: parameters of a mask learner.)"""
@@ -55,48 +56,19 @@ def exponential_schedule(density: float, rounds: int) -> list[float]:
     return [density ** (r / rounds) for r in range(1, rounds + 1)]
 
 
-def _live_scores(layer: nn.Module, score: Tensor) -> Tensor:
+def _live_scores(layer: nn.Module, score: Tensor, revive: bool = False) -> Tensor:
     """float64 scores with NaN below every number and already-pruned weights at -inf.
 
     So a NaN-scored live weight is kept only when nothing finite is left, and a pruned
-    weight never is.
+    weight never is (with ``revive``, pruned weights keep their scores).
     """
     score = score.detach().to(layer.weight.device, torch.float64).reshape(layer.weight.shape)
     lowest = torch.finfo(torch.float64).min
     score = torch.nan_to_num(score, nan=lowest, neginf=lowest)
-    mask = layer.current_mask()
+    mask = None if revive else layer.current_mask()
     if mask is not None:
         score = score.masked_fill(~mask, float("-inf"))
     return score
-
-
-def _top(flat: Tensor, k: int) -> Tensor:
-    """The ``k`` highest entries; among equal scores the earlier position wins (stable)."""
-    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    if k > 0:
-        order = torch.sort(flat, descending=True, stable=True).indices
-        keep[order[:k]] = True
-    return keep
-
-
-def _above_kthvalue(flat: Tensor, density: float) -> Tensor:
-    """The authors' cut: prune the ``int((1-density) n)`` smallest and all tied with them.
-
-    Already-pruned entries (-inf) count among the ``n``, as the authors' zero scores do.
-    With fewer than one weight to prune, the mask stays as it is.
-    """
-    pruned = pruned_count(flat.numel(), density)
-    if pruned < 1:
-        return flat > float("-inf")
-    return flat > flat.kthvalue(pruned).values
-
-
-def _cut(flat: Tensor, density: float, cut: Cut) -> Tensor:
-    if cut == "exact":
-        return _top(flat, kept_count(flat.numel(), density))
-    if cut == "kthvalue":
-        return _above_kthvalue(flat, density)
-    raise ValueError(f"unknown cut {cut!r}; valid: {', '.join(CUTS)}")
 
 
 def is_degenerate(live: Tensor) -> bool:
@@ -109,12 +81,12 @@ def is_degenerate(live: Tensor) -> bool:
     return bool((alive.sum() > 1) & (high == low))  # one value to the host
 
 
-def _live(model: nn.Module, scores: Importance) -> dict[str, Tensor]:
+def _live(model: nn.Module, scores: Importance, revive: bool = False) -> dict[str, Tensor]:
     layers = prunable_layers(model)
     missing = [name for name, _ in layers if name not in scores]
     if missing:
         raise KeyError(f"no scores for prunable tensors {missing}")
-    return {name: _live_scores(layer, scores[name]) for name, layer in layers}
+    return {name: _live_scores(layer, scores[name], revive) for name, layer in layers}
 
 
 def _pooled(live: dict[str, Tensor]) -> Tensor:
@@ -166,17 +138,20 @@ def prune(
     scope: Scope = "global",
     cut: Cut = "exact",
     on_degenerate: Callable[[nn.Module, int], None] | None = None,
+    revive: bool = False,
 ) -> list[int]:
     """Score and mask ``model`` in ``rounds`` rounds down to ``density`` (exponential schedule).
 
     ``score(model)`` sees the current masked model each round. A degenerate round (see the
     module's docstring) leaves the masks alone and calls ``on_degenerate(model, round)``;
     the 1-based numbers of those rounds are returned. A degenerate last round raises
-    :class:`BenchError`.
+    :class:`BenchError`. With ``revive`` every weight is ranked in every round, pruned ones
+    too, and the weights under a mask keep their values until the last round's mask zeroes
+    them, so a weight pruned in one round comes back with its value in a later one (FORCE).
     """
     degenerate = []
     for index, round_density in enumerate(exponential_schedule(density, rounds), start=1):
-        live = _live(model, score(model))  # once per round: checked, then cut
+        live = _live(model, score(model), revive)  # once per round: checked, then cut
         if _degenerate(live, scope):
             degenerate.append(index)
             if on_degenerate is not None:
@@ -188,8 +163,19 @@ def prune(
                     f"{density:g} cannot be reached without keeping weights by position "
                     f"(degenerate rounds: {_ranges(degenerate)})")
             continue
-        apply_masks(model, _select(live, round_density, scope, cut))
+        masks = _select(live, round_density, scope, cut)
+        if revive:
+            _hold_masks(model, masks, final=index == rounds)
+        else:
+            apply_masks(model, masks)
     return degenerate
+
+
+def _hold_masks(model: nn.Module, masks: dict[str, Tensor], final: bool) -> None:
+    """Replace the masks, keeping the values of the weights they prune (zeroed when final)."""
+    for name, layer in prunable_layers(model):
+        layer.clear_mask()
+        layer.set_mask(masks[name], revivable=not final)
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -222,82 +208,6 @@ def scoring_copy(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Modul
     return clone
 
 
-class ScoringCopies:
-    """A model's private scoring copies, made once and kept across pruning rounds.
-
-    ``build(model)`` returns what the scorer needs and the networks in it. In each later
-    round :meth:`get` brings the model's current masks into every copy's prunable layers
-    (which zeroes the weights they prune, as a fresh copy of the masked model would have
-    them) and clears their gradients, instead of copying the model again: the same numbers
-    as a fresh copy every round, without rebuilding the modules (PX deep-copies three
-    networks a round). When the model changed otherwise since the copies were made (a
-    weight or buffer differs from the copies' source outside the masks, a pruned weight
-    was revived, another model), the copies are made anew.
-    """
-
-    def __init__(self, build: Callable[[nn.Module], tuple[Any, list[nn.Module]]]) -> None:
-        self._build = build
-        self._model: weakref.ref[nn.Module] | None = None
-        self._value: Any = None
-        self._networks: list[nn.Module] = []
-        self._source: dict[str, Tensor] = {}
-
-    def get(self, model: nn.Module) -> Any:
-        """The copies for ``model`` as it is now."""
-        if self._model is None or self._model() is not model or not self._refresh(model):
-            self._value, self._networks = self._build(model)
-            self._model = weakref.ref(model)
-            self._source = _unmasked_state(model)
-        return self._value
-
-    def release(self) -> None:
-        """Drop the copies (they hold device memory the training needs)."""
-        self._model, self._value, self._networks, self._source = None, None, [], {}
-
-    def _refresh(self, model: nn.Module) -> bool:
-        masks = {name: layer.current_mask() for name, layer in prunable_layers(model)}
-        layers = [dict(prunable_layers(net)) for net in self._networks]
-        state = _unmasked_state(model, clone=False)
-        if state.keys() != self._source.keys():
-            return False
-        ok = torch.ones((), dtype=torch.bool, device=_device(model))
-        with torch.no_grad():
-            for key, value in state.items():
-                source = self._source[key]
-                mask = masks.get(key.removesuffix(".weight")) if key.endswith(".weight") else None
-                if value.shape != source.shape:
-                    return False
-                ok &= (value == (source if mask is None else source * mask)).all()
-            for copy_layers in layers:  # a weight pruned in a copy must be pruned still
-                for name, mask in masks.items():
-                    held = copy_layers[name].current_mask()
-                    if mask is None and held is not None:  # the model's mask was cleared
-                        return False
-                    if mask is not None and held is not None:
-                        ok &= ~(mask & ~held.to(mask.device)).any()
-        if not bool(ok):  # one value to the host
-            return False
-        for copy_layers in layers:
-            for name, mask in masks.items():
-                if mask is not None:
-                    copy_layers[name].set_mask(mask)
-        for net in self._networks:
-            for param in net.parameters():
-                param.grad = None
-        return True
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _unmasked_state(model: nn.Module, clone: bool = True) -> dict[str, Tensor]:
-    """The model's parameters and buffers without its masks and mask scores (detached)."""
-    return {key: value.detach().clone() if clone else value.detach()
-            for key, value in model.state_dict().items()
-            if not key.endswith((".mask", ".scores"))}
-
-
 def pruning_batches(ctx: RunContext, batch_size: int = PRUNING_BATCH_SIZE
                     ) -> Iterator[tuple[Tensor, Tensor]]:
     """The seed's pruning set (10 augmented images per class) in batches on the device."""
@@ -306,13 +216,25 @@ def pruning_batches(ctx: RunContext, batch_size: int = PRUNING_BATCH_SIZE
         yield x[i:i + batch_size], y[i:i + batch_size]
 
 
+def training_batches(ctx: RunContext, batch_size: int, stream: int
+                     ) -> Iterator[tuple[Tensor, Tensor]]:
+    """Fresh augmented training batches without end (shuffled epochs, drop_last) from the
+    seed's stream ``stream``: for methods that score each step on a new batch of the
+    training split (the authors' FORCE, iterative SNIP and ProsPr)."""
+    seed, epoch = mix_seed(ctx.seed, stream), 0
+    while True:
+        yield from ctx.data.train_batches(batch_size, seed, epoch)
+        epoch += 1
+
+
 @dataclass(frozen=True)
 class PruneAtInitHparams:
     """Hyperparameters every pruning-at-initialisation method has."""
 
     scope: Scope = "global"
     cut: Cut = "exact"
-    """``exact``: keep round(d n), ties by position; ``kthvalue``: the authors' cut."""
+    """``exact``: keep round(d n), ties by position; the others: authors' cuts
+    (:mod:`bench.cuts`)."""
 
     def __post_init__(self) -> None:
         if self.cut not in CUTS:
@@ -329,6 +251,7 @@ class PruneAtInit(Method):
     Hparams: ClassVar[type] = PruneAtInitHparams
     rounds: ClassVar[int] = 1
     uses_pruning_set: ClassVar[bool] = False  # scores on the seed's pruning set
+    revives: ClassVar[bool] = False  # pruned weights may come back (:func:`prune`'s revive)
 
     def check(self, spec: RunSpec, train_images_per_class: int | None) -> None:
         if (self.uses_pruning_set and train_images_per_class is not None
@@ -360,8 +283,10 @@ class PruneAtInit(Method):
         if cache is not None:
             cache.release()
 
-    def run(self, ctx: RunContext) -> nn.Module:
-        t0 = time.perf_counter()
+    def prune_model(self, model: nn.Module, ctx: RunContext) -> list[int]:
+        """Score and mask ``model`` down to ``ctx.density`` in every round, training nothing
+        (what :meth:`run` does before it trains, and what ``bench.conformance`` checks);
+        returns the degenerate rounds, which ``ctx.notes`` records."""
         rounds = getattr(self.hparams, "rounds", self.rounds)
         notes: list[dict[str, Any]] = []
 
@@ -370,10 +295,14 @@ class PruneAtInit(Method):
             ctx.notes["degenerate_rounds"] = notes
 
         try:
-            prune(ctx.model, lambda m: self.importance(m, ctx), ctx.density, rounds,
-                  self.hparams.scope, self.hparams.cut, degenerate)
+            return prune(model, lambda m: self.importance(m, ctx), ctx.density, rounds,
+                         self.hparams.scope, self.hparams.cut, degenerate, self.revives)
         finally:
             self.release_copies()
+
+    def run(self, ctx: RunContext) -> nn.Module:
+        t0 = time.perf_counter()
+        self.prune_model(ctx.model, ctx)
         ctx.search.seconds += time.perf_counter() - t0
         ctx.train()
         return ctx.model

@@ -52,8 +52,8 @@ def test_readme_shows_the_example_files_verbatim():
 def test_the_installed_plugin_is_listed_and_checks_its_hyperparameters(tmp_path, cifar10_dir):
     site = installed(tmp_path / "site")
     listing = bench(site, "list")
-    assert listing.returncode == 0 and "iter-snip" in listing.stdout, listing.stderr
-    bad = bench(site, "run", "--methods", "iter-snip", "--iter-snip-rounds", "0", *TINY,
+    assert listing.returncode == 0 and "my-iter-snip" in listing.stdout, listing.stderr
+    bad = bench(site, "run", "--methods", "my-iter-snip", "--my-iter-snip-rounds", "0", *TINY,
                 "--data-dir", str(cifar10_dir), "--results", str(tmp_path / "runs"))
     assert bad.returncode == 2 and "rounds must be >= 1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
@@ -61,12 +61,12 @@ def test_the_installed_plugin_is_listed_and_checks_its_hyperparameters(tmp_path,
 
 def test_the_installed_plugin_runs_a_real_grid(tmp_path, cifar10_dir):
     site = installed(tmp_path / "site")
-    done = bench(site, "run", "--methods", "iter-snip", "--densities", "0.1", "--seeds", "0",
+    done = bench(site, "run", "--methods", "my-iter-snip", "--densities", "0.1", "--seeds", "0",
                  *TINY, "--data-dir", str(cifar10_dir), "--results", str(tmp_path / "runs"))
     assert done.returncode == 0, done.stderr[-2000:]
     (path,) = (tmp_path / "runs").rglob("record.json")
     record = json.loads(path.read_text())
-    assert record["status"] == "finished" and record["spec"]["method"] == "iter-snip"
+    assert record["status"] == "finished" and record["spec"]["method"] == "my-iter-snip"
     assert abs(record["metrics"]["density"] - 0.1) < 0.01
     search = record["budget"]["search"]
     assert search["forward_images"] == 5 * 100 and search["backward_images"] == 5 * 100

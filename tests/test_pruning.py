@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.context import SearchCost
-from bench.data import DATASETS, DeviceData
+from bench.data import DATASETS, DeviceData, mix_seed
 from bench.engine import EngineOptions, state_snapshot, train
 from bench.errors import BenchError
 from bench.metrics import model_metrics
@@ -39,6 +39,7 @@ from bench.pruning import (
     rewind,
     scoring_copy,
     select_masks,
+    training_batches,
     weight_gradients,
 )
 from bench.recipe import Recipe
@@ -282,6 +283,80 @@ def test_kthvalue_cut_counts_pruned_weights_and_never_revives_them():
     assert mask.tolist() == [[False, False, True, True, True], [True, True, False, False, False]]
 
 
+def test_keep_ties_cut_keeps_the_floor_count_and_every_tie_at_the_threshold():
+    """FORCE's rule: the int(d n)-th largest score is the threshold, all at or above it kept."""
+    model = nn.Sequential(PrunableLinear(6, 1, bias=False))
+    scores = torch.tensor([[3.0, 1.0, 1.0, 1.0, 2.0, 0.5]])
+    # d = 0.5: int(3) -> the 3rd largest is 1.0 -> every 1.0 stays: 5 kept
+    mask = select_masks(model, {"0": scores}, 0.5, cut="keep-ties")["0"].flatten()
+    assert mask.tolist() == [True, True, True, True, True, False]
+    # d = 0.49: int(2.94) = 2 -> threshold 2.0: the two above it
+    mask = select_masks(model, {"0": scores}, 0.49, cut="keep-ties")["0"].flatten()
+    assert mask.tolist() == [True, False, False, False, True, False]
+    assert not select_masks(model, {"0": scores}, 0.1, cut="keep-ties")["0"].any()  # int(0.6)
+
+
+def test_keep_ties_cut_never_keeps_a_pruned_weight():
+    layer = PrunableLinear(5, 2, bias=False)
+    model = nn.Sequential(layer)
+    layer.set_mask(torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 0, 1]], dtype=torch.bool))
+    # 3 live weights, int(0.5 * 10) = 5 asked for: the threshold falls on the pruned ones
+    mask = select_masks(model, {"0": torch.ones(2, 5)}, 0.5, cut="keep-ties")["0"]
+    assert torch.equal(mask, layer.current_mask())
+
+
+def test_exact_ceil_cut_keeps_the_ceiling_count_ties_by_position():
+    """ProsPr's rule: ceil(d n) kept, where the suite's exact cut keeps round(d n)."""
+    model = nn.Sequential(PrunableLinear(10, 1, bias=False))
+    scores = torch.tensor([[5.0, 1.0, 1.0, 4.0, 1.0, 0.0, 0.0, 3.0, 1.0, 2.0]])
+    ceil = select_masks(model, {"0": scores}, 0.41, cut="exact-ceil")["0"].flatten()
+    exact = select_masks(model, {"0": scores}, 0.41, cut="exact")["0"].flatten()
+    assert int(ceil.sum()) == 5 and int(exact.sum()) == 4  # ceil(4.1) and round(4.1)
+    assert ceil.tolist() == [True, True, False, True, False, False, False, True, False, True]
+    assert kept_count(270896, 0.1, "ceil") == 27090 and kept_count(270896, 0.1, "floor") == 27089
+
+
+def test_revive_ranks_pruned_weights_and_brings_them_back_with_their_values():
+    """FORCE's rounds: every weight is scored in every round, a weight pruned in round 1 can
+    come back in round 2 with its initial value, and only the last mask zeroes weights."""
+    model = resnet(0.25)
+    initial = {name: layer.weight.detach().clone() for name, layer in prunable_layers(model)}
+    first_masks: dict[str, torch.Tensor] = {}
+    seen = []
+
+    def score(m: nn.Module) -> dict[str, torch.Tensor]:
+        seen.append(masks_of(m))
+        for name, layer in prunable_layers(m):  # the weights under the masks keep values
+            assert torch.equal(layer.weight.detach(), initial[name])
+        if len(seen) == 1:
+            return magnitude(m)
+        first_masks.update(seen[1])  # round 2 ranks round 1's pruned weights on top
+        return {n: 10 * (~mask).double() + magnitude(m)[n].double() for n, mask in seen[1].items()}
+
+    prune(model, score, 0.1, rounds=2, scope="global", cut="exact", revive=True)
+    total = total_weights(model)
+    final = masks_of(model)
+    assert sum(int(m.sum()) for m in final.values()) == kept_count(total, 0.1)
+    revived = sum(int((final[n] & ~first_masks[n]).sum()) for n in final)
+    assert revived == kept_count(total, 0.1)  # all kept weights were pruned in round 1
+    for name, layer in prunable_layers(model):
+        assert torch.equal(layer.weight.detach(), initial[name] * final[name])
+
+
+def test_prune_without_revive_still_never_revives_when_scores_ask_for_it():
+    model = resnet(0.25)
+    masks = []
+
+    def score(m: nn.Module) -> dict[str, torch.Tensor]:
+        masks.append(masks_of(m))
+        if len(masks) == 1:
+            return magnitude(m)
+        return {n: 10 * (~mask).double() + magnitude(m)[n] for n, mask in masks[-1].items()}
+
+    prune(model, score, 0.1, rounds=2, scope="global", cut="exact")
+    assert all(not (mask_of(layer) & ~masks[1][n]).any() for n, layer in prunable_layers(model))
+
+
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 def test_a_round_of_equal_scores_is_degenerate_prunes_nothing_and_is_reported(scope):
     model = resnet(0.25)
@@ -453,6 +528,23 @@ def test_pruning_batches_are_the_seeds_pruning_set():
     small = list(pruning_batches(ctx, batch_size=32))
     assert [len(b[1]) for b in small] == [32, 32, 32, 4]
     assert torch.equal(torch.cat([b[0] for b in small]), x)
+
+
+def test_training_batches_are_fresh_seeded_and_run_on_past_an_epoch():
+    data = synthetic_data(300)
+    ctx = SimpleNamespace(seed=3, data=data)
+    stream = training_batches(ctx, 64, stream=11)
+    batches = [next(stream) for _ in range(9)]  # 4 full batches an epoch: over two epochs
+    assert all(x.shape == (64, 3, 32, 32) and x.dtype == torch.float32 for x, _ in batches)
+    first_epoch = torch.cat([y for _, y in batches[:4]])
+    assert len(first_epoch) == 256  # drop_last; no image twice within an epoch
+    again = training_batches(SimpleNamespace(seed=3, data=data), 64, stream=11)
+    assert all(torch.equal(x, next(again)[0]) for x, _ in batches)  # seeded
+    other = next(training_batches(ctx, 64, stream=12))[0]
+    assert not torch.equal(other, batches[0][0])  # another stream, another batch
+    assert not torch.equal(batches[0][0], batches[4][0])  # the next epoch reshuffles
+    expected = next(data.train_batches(64, mix_seed(3, 11), 1))
+    assert torch.equal(batches[4][0], expected[0]) and torch.equal(batches[4][1], expected[1])
 
 
 # ---------------------------------------------------------------------------- rewind

@@ -474,7 +474,13 @@ def test_both_variants_end_to_end_on_real_cifar10(cifar10_dir, tmp_path):
             # scores are rounding (its objective vanishes on BN nets): how many tie depends
             # on the CPU. AVX-512 without AMX: 8438 of 8566 kept; AVX-512/AMX: 8566.
             assert 0.9 * target <= metrics["parameters_kept"] <= target
-        assert not metrics["layer_collapse"], method
+        emptied = sorted(n for n, d in metrics["density_per_tensor"].items() if d == 0)
+        assert sorted(metrics["collapsed_tensors"]) == emptied and metrics["layer_collapse"] == bool(emptied)
+        if method == "px-clean":
+            assert not emptied
+        # px's float32 scores here are rounding: with 2 threads on an AVX2 EPYC (CI) the
+        # authors' cut empties both 1x1 downsampling shortcuts (blocks.3 and blocks.6), with
+        # 1 thread nothing; the record must say so either way.
         search = record["budget"]["search"]
         assert search["forward_images"] > 0 and search["backward_images"] > 0
         assert [(p["phase"], p["epochs"]) for p in record["phases"]] == [("train", 1)]

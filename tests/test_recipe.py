@@ -6,7 +6,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.grid import preset_specs
-from bench.presets import RECIPES, get_preset
+from bench.presets import FIELD_BASELINES, RECIPES, get_preset
 from bench.recipe import Recipe, lr_factor
 
 
@@ -101,4 +101,4 @@ def test_a_reduced_preset_cuts_every_recipe_to_its_epochs():
     assert {s.recipe.epochs for s in specs} == {4}
     assert sorted((s.method, s.density) for s in specs if s.method in ("dense", "pemn-mp")) \
         == [("dense", 1.0), ("pemn-mp", 0.5)]
-    assert len(specs) == 2 + 5 * 2
+    assert len(specs) == 2 + (5 + len(FIELD_BASELINES)) * 2  # at 0.1 and 0.02

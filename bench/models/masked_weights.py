@@ -152,14 +152,22 @@ class MaskedWeight:
         self.weight_source = source
 
     # ---------------------------------------------------------------- masks
-    def set_mask(self, mask: Tensor) -> None:
-        """Fix a binary mask (any dtype, the weight's shape); zeroes the weights it prunes."""
+    def set_mask(self, mask: Tensor, revivable: bool = False) -> None:
+        """Fix a binary mask (any dtype, the weight's shape); zeroes the weights it prunes.
+
+        ``revivable``: replace the mask and leave the weights as they are, so that a later
+        mask may bring a pruned weight back with its value (FORCE's pruning rounds; the
+        forward pass multiplies by the mask either way).
+        """
         if tuple(mask.shape) != tuple(self.weight.shape):
             raise ValueError(f"mask shape {tuple(mask.shape)} != weight {tuple(self.weight.shape)}")
         if self.scores is not None:
             raise ValueError("layer trains scores; call freeze_scores() first")
         new = (mask != 0).to(device=self.weight.device, dtype=self.weight.dtype)
         new = new.contiguous(memory_format=_memory_format(self.weight))
+        if revivable:
+            self.mask = new
+            return
         with torch.no_grad():
             if self.mask is not None:
                 new.mul_(self.mask)  # already pruned weights stay pruned

@@ -28,11 +28,11 @@ class IterSNIPHparams(PruneAtInitHparams):  # scope and cut come with it
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
 
 
-@register("iter-snip")
+@register("my-iter-snip")
 class IterSNIP(PruneAtInit):
     """Prune at initialisation in rounds; each round scores the network as it stands."""
 
-    description = "iterative SNIP: |w * dL/dw| on the surviving weights, in rounds"
+    description = "iterative SNIP on the pruning set: |w * dL/dw| on the surviving weights"
     Hparams = IterSNIPHparams
     uses_pruning_set = True  # scores on the seed's 10 images per class (checked up front)
 

@@ -25,6 +25,12 @@ METHOD_STYLES: dict[str, tuple[str, str]] = {
     "pemn-rp": ("#CC6677", "D"),
     "px-clean": ("#117733", "d"),
     "px-2024": ("#BB5566", "x"),
+    "ntk-sap": ("#EE7733", "D"),
+    "synflow-l2": ("#EE3377", "v"),
+    "iter-snip": ("#33BBEE", "s"),
+    "force": ("#009988", "^"),
+    "prospr": ("#CC3311", "p"),
+    "random-erk": ("#BBBBBB", "X"),
 }
 EXTRA_COLOURS = ("#661100", "#6699CC", "#AA4466", "#4477AA", "#DDCC77", "#88CCEE")
 EXTRA_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "p")
