@@ -10,7 +10,7 @@ default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.errors import BenchError
@@ -85,6 +85,9 @@ class Preset:
     # The precision training runs in on CUDA unless ``--precision`` says (None: the engine's
     # bfloat16): the PX presets train as the PX authors did, float16 with loss scaling.
     cuda_precision: str | None = None
+    # Recipe fields this preset sets on every recipe it uses: a reduced preset whose committed
+    # records were trained before its named recipe changed keeps their loop (and run keys).
+    recipe_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reduced_budget(self) -> bool:
@@ -95,6 +98,8 @@ class Preset:
         """The recipe ``method`` trains with in this preset (at the preset's ``epochs`` where
         it names a reduced budget), epochs scaled by ``scale``."""
         recipe = RECIPES[self.method_recipes.get(method, self.recipe)]
+        if self.recipe_options:
+            recipe = replace(recipe, **self.recipe_options)
         if self.reduced_budget:
             recipe = recipe.with_epochs(self.epochs)
         if scale != 1.0:
@@ -160,8 +165,9 @@ PRESETS: dict[str, Preset] = {
             "random, SNIP, SynFlow, px-2024, px-clean and the field's newer baselines "
             "(NTK-SAP, SynFlow-L2, iterative SNIP, FORCE, ProsPr, random ERK) at sparsities "
             "90% and 98% and pemn-mp (keep ratio 0.5, Edge-Popup's recipe), every recipe cut "
-            "to 4 of its epochs (PX's 160, Edge-Popup's 100): about 4 hours on 2 CPU cores "
-            "(2 for the first twelve runs), one seed",
+            "to 4 of its epochs (PX's 160, Edge-Popup's 100) and the loop its first records "
+            "trained with (last partial batch dropped, zero biases): about 4 hours on 2 CPU "
+            "cores (2 for the first twelve runs), one seed",
             recipe="px-resnet20",
             densities=(0.1, 0.02),
             methods=("dense", "random", "snip", "synflow", "px-2024", "px-clean", "pemn-mp",
@@ -171,6 +177,9 @@ PRESETS: dict[str, Preset] = {
             epochs=4,
             reduces="px-cifar10-resnet20",
             cuda_precision="float16",
+            # results/px-cifar10-resnet20-reduced was trained before px-resnet20 took the PX
+            # authors' loop (last partial batch, uniform biases); the preset keeps its loop.
+            recipe_options={"drop_last": True, "bias_init": "zero"},
         ),
         Preset(
             name="pemn-convmixer",

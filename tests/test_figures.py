@@ -111,7 +111,8 @@ def test_paper_figure_from_a_reduced_preset_is_marked_and_lists_its_own_grid(
     frame = report.preset_frame(report.records_frame(results), get_preset(REDUCED),
                                 report.GridOptions(0.25, 0.25, 500, 200), ("dense",))
     caption = figures.caption_text(report.summary_table(frame))
-    assert "Budget: edge-popup, 1 of 100 ep for pemn-mp; px-resnet20, 1 of 160 ep for " \
+    assert "Budget: edge-popup, 1 of 100 ep for pemn-mp; px-resnet20 with drop_last=True, " \
+        "bias_init=zero, 1 of 160 ep for " \
         "dense, force, iter-snip, ntk-sap, prospr, px-2024, px-clean, random, random-erk, " \
         "snip, synflow, synflow-l2." in caption
     assert figures.reduced_figure(figures.PAPERS["pemn"][0], REDUCED) is None

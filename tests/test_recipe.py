@@ -2,12 +2,15 @@
 
 import math
 
+from dataclasses import replace
+
 import pytest
 
 from bench.errors import BenchError
 from bench.grid import preset_specs
 from bench.presets import FIELD_BASELINES, RECIPES, get_preset
 from bench.recipe import Recipe, lr_factor
+from bench.reports.labels import budget_label
 
 
 def test_multistep_drops_at_the_start_of_milestone_epochs():
@@ -92,7 +95,14 @@ def test_a_reduced_preset_cuts_every_recipe_to_its_epochs():
     preset = get_preset("px-cifar10-resnet20-reduced")
     full = get_preset(preset.reduces)
     px = preset.recipe_for("px-2024")
-    assert px == full.recipe_for("px-2024").with_epochs(4)
+    # the loop its committed records trained with: last partial batch dropped, zero biases
+    assert px == replace(full.recipe_for("px-2024").with_epochs(4), drop_last=True,
+                         bias_init="zero")
+    assert budget_label(px.as_dict()) == "px-resnet20 with drop_last=True, bias_init=zero, " \
+        "4 of 160 ep"
+    assert budget_label(full.recipe_for("px-2024").as_dict()) == "px-resnet20, 160 ep"
+    other = replace(px, weight_decay=5e-4).as_dict()  # not a loop option: a custom recipe
+    assert budget_label(other).startswith("custom-")
     assert (px.epochs, px.milestones, px.lr, px.schedule) == (4, (2, 3), 0.1, "multistep")
     pemn = preset.recipe_for("pemn-mp")  # the mask learner keeps Edge-Popup's recipe
     assert (pemn.epochs, pemn.schedule, pemn.weight_decay) == (4, "cosine", 5e-4)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from bench.errors import BenchError
@@ -83,6 +84,20 @@ def pemn_name(name: str, hparams: str | dict[str, Any]) -> str:
     return base + "".join(f" {k}={v}" for k, v in sorted(extra.items()))
 
 
+LOOP_OPTIONS = ("drop_last", "bias_init")
+"""Recipe fields that change how the loop runs, not the budget: a recipe that differs from
+a named one only in these is that recipe with them (``Preset.recipe_options``)."""
+
+
+def loop_options(named: Recipe, recipe: Recipe) -> str | None:
+    """``drop_last=True, bias_init=zero`` where ``recipe`` is ``named`` but for loop options,
+    '' where it is ``named``, None where it differs otherwise."""
+    if replace(recipe, **{f: getattr(named, f) for f in LOOP_OPTIONS}) != named:
+        return None
+    return ", ".join(f"{f}={getattr(recipe, f)}" for f in LOOP_OPTIONS
+                     if getattr(recipe, f) != getattr(named, f))
+
+
 def budget_label(recipe: dict[str, Any]) -> str:
     """The training budget a recipe stands for: its named recipe and epochs.
 
@@ -96,7 +111,9 @@ def budget_label(recipe: dict[str, Any]) -> str:
         r = None
     if r is not None:
         for name, named in RECIPES.items():
-            if named.with_epochs(r.epochs) == r:
+            options = loop_options(named.with_epochs(r.epochs), r)
+            if options is not None:
+                name = f"{name} with {options}" if options else name
                 if r.epochs == named.epochs:
                     return f"{name}, {r.epochs} ep"
                 return f"{name}, {r.epochs} of {named.epochs} ep"
