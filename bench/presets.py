@@ -166,8 +166,9 @@ PRESETS: dict[str, Preset] = {
             "(NTK-SAP, SynFlow-L2, iterative SNIP, FORCE, ProsPr, random ERK) at sparsities "
             "90% and 98% and pemn-mp (keep ratio 0.5, Edge-Popup's recipe), every recipe cut "
             "to 4 of its epochs (PX's 160, Edge-Popup's 100) and the loop its first records "
-            "trained with (last partial batch dropped, zero biases): about 4 hours on 2 CPU "
-            "cores (2 for the first twelve runs), one seed",
+            "trained with (last partial batch dropped, zero biases), one seed. Its first "
+            "twelve runs took 1 h 38 min on 2 CPU cores (AVX-512, 2 threads: about 8 minutes "
+            "a run), so all 24 take about 3 h 20 min there",
             recipe="px-resnet20",
             densities=(0.1, 0.02),
             methods=("dense", "random", "snip", "synflow", "px-2024", "px-clean", "pemn-mp",
@@ -196,8 +197,9 @@ PRESETS: dict[str, Preset] = {
             "every PEMN variant at keep ratio 0.5, the authors' recipe and augmentation cut to "
             "1 of its 100 epochs over a class-balanced 20,000 of the 50,000 training images "
             "(39 steps of 512; tested on all 10,000). Why so small: one ConvMixer-256/6 step "
-            "of 512 images took 15-45 s on one AVX2 core (2-core AMD EPYC, float32), so the "
-            "nine runs take about 2.5 hours on one thread",
+            "of 512 images took 15-45 s on one AVX2 core (2-core AMD EPYC, float32); its runs "
+            "took 18 to 44 minutes each on one thread of that machine while the other core "
+            "was busy, about 5 hours for the nine",
             recipe="pemn-authors",
             models=("convmixer-256-6",),
             densities=(0.5,),
@@ -226,8 +228,9 @@ PRESETS: dict[str, Preset] = {
             "(keep ratio 0.5), every recipe cut to 2 epochs (px-resnet20's 160, lr x0.1 at 1 "
             "and 2; Edge-Popup's 100 for the mask learners) over a class-balanced 25,000 of "
             "the 50,000 training images (tested on all 10,000). Why: a ResNet-32 step of 128 "
-            "took about 1.2 s on one AVX2 core, so the twelve runs take about 2 hours on one "
-            "thread; magnitude pruning needs 2 epochs (dense, then fine-tune)",
+            "took about 1.2 s on one AVX2 core, so the twelve runs should take about 2 hours on "
+            "one thread (estimated from that step, not yet measured); magnitude pruning "
+            "needs 2 epochs (dense, then fine-tune)",
             recipe="px-resnet20",
             models=("resnet32",),
             densities=(0.1, 0.08, 0.06, 0.04),

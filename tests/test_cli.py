@@ -99,9 +99,24 @@ def test_list_shows_every_kind_of_name(capsys):
                  "vit-256-6", "datasets:", "cifar100", "presets:", "smoke"):
         assert word in out, word
     presets = out.split("presets:")[1]
-    assert [line for line in presets.splitlines() if line.strip().startswith("quick")][0].endswith(
-        "(default)")
-    assert "recipes:" in out and "pemn-authors" in out
+    lines = presets.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  quick "))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i][2] != " ")
+    assert lines[end - 1].endswith("(default)")  # quick's last line (descriptions wrap)
+    recipes = out.split("recipes:")[1].split("presets:")[0]
+    assert "pemn-authors" in recipes and "augmentation pemn-authors" in " ".join(recipes.split())
+    assert "augmentation crop-flip" in " ".join(recipes.split())
+
+
+def test_list_fits_the_terminal(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 80
+    # a long preset name takes its own line; its description starts in the column below
+    lines = out.splitlines()
+    long_name = lines.index("  px-cifar10-resnet20-reduced")
+    assert lines[long_name + 1].startswith(" " * 10) and "the suite's first" in lines[long_name + 1]
 
 
 def test_module_runs_from_the_repository_root_without_install():

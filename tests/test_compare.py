@@ -75,6 +75,25 @@ def test_missing_runs_and_grown_artifacts_are_regressions(baseline, tmp_path, ca
     assert main(["compare", str(snapshot), str(tmp_path / "grown.json"),
                  "--bytes-growth", "0.01", "--exact", "never"]) == 0
 
+    # a partial candidate (README's first run against a whole reference): one summary line
+    # naming what is missing and how to run it, not a failure unless --require-all
+    extra = json.loads(json.dumps(data["records"]))
+    for record in extra:
+        record["spec"]["density"] = 0.02
+    (tmp_path / "wider.json").write_text(json.dumps(dict(data, records=data["records"] + extra)))
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "wider.json"), str(snapshot)]) == 0
+    out = capsys.readouterr().out
+    assert "REGRESSION" not in out and "missing in candidate" not in out
+    summary = [line for line in out.splitlines() if line.startswith("missing: ")]
+    assert len(summary) == 1 and "1 of the baseline's 2 specs" in summary[0]
+    assert "not a failure (--require-all makes them one" in summary[0]
+    assert summary[0].endswith("python -m bench run --methods magnitude-init --densities 0.02 "
+                               "--seeds 0,1 --models resnet20 --datasets cifar10")
+    assert main(["compare", str(tmp_path / "wider.json"), str(snapshot), "--require-all"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION missing in candidate" in out and "regressions (--require-all)" in out
+
     one_seed = dict(data, records=[r for r in data["records"] if r["spec"]["seed"] == 0])
     (tmp_path / "one.json").write_text(json.dumps(one_seed))
     assert main(["compare", str(snapshot), str(tmp_path / "one.json")]) == 0  # a seed fewer

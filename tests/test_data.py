@@ -267,8 +267,9 @@ def test_archive_put_there_by_hand_is_checked_and_used(tmp_path, monkeypatch):
 def test_unreachable_url_is_one_line_with_the_reason(tmp_path, fake_download):
     fake_download(tmp_path / "nothing-here.tar.gz", "0" * 32)
     with pytest.raises(BenchError, match="could not be downloaded \\(URLError") as e:
-        ensure_dataset("cifar10", tmp_path / "data")
-    assert str(tmp_path / "data" / "cifar-10-batches-py") in one_line(e)
+        ensure_dataset("cifar10", tmp_path / "cache" / "bench" / "data")
+    assert str(tmp_path / "cache" / "bench" / "data" / "cifar-10-batches-py") in one_line(e)
+    assert not (tmp_path / "cache").exists()  # the folders made for the download are gone
 
 
 # --------------------------------------------------------------------------- corrupt files

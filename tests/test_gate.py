@@ -17,7 +17,7 @@ SMOKE = ["run", "--methods", "random", "--preset", "smoke", "--densities", "0.5"
 
 
 def gate(candidate: Path, *extra: str) -> int:
-    return main(["compare", str(REFERENCE), str(candidate), "--allow-missing",
+    return main(["compare", str(REFERENCE), str(candidate),
                  "--single-seed-drop", "0.5", "--bytes-growth", "0.01", *extra])
 
 
@@ -81,8 +81,7 @@ def test_the_reference_admits_the_same_suite_run_on_another_cpu_type():
     baseline = [r for r in baseline if (r["spec"]["method"], r["spec"]["method_version"])
                 in {(c["spec"]["method"], c["spec"]["method_version"]) for c in same}]
     assert len(same) >= 9 and len(same) < len(candidate)
-    rows = compare(baseline, same, Tolerances(single_seed_drop=0.5, bytes_growth=0.01,
-                                              allow_missing=True))
+    rows = compare(baseline, same, Tolerances(single_seed_drop=0.5, bytes_growth=0.01))
     assert len(rows) == len(same) and {r.mode for r in rows} == {"seed spread"}
     assert not [r for r in rows if r.regression]
     assert any(r.delta_points != 0 for r in rows)  # the machines really differ

@@ -1,7 +1,6 @@
 """Learning-rate schedules and recipe validation, checked against hand-computed values."""
 
 import math
-
 from dataclasses import replace
 
 import pytest

@@ -97,6 +97,11 @@ def test_status_command_shows_owners_epochs_errors_and_workers(grid, capsys):
     assert "ValueError: bad mask" in out
     assert "workers alive: 1" in out
     assert "time left: about" in out
+    assert "finished:" not in out and "pending:" not in out  # listed with --all only
+    assert main(["status", "--results", str(store.root), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "  finished:\n" in out and "  pending:\n" in out
+    assert f"({SPECS[0].key}): finished in " in out
 
 
 def test_status_json_round_trips(grid, capsys):

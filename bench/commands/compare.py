@@ -27,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exact", choices=EXACT_MODES, default="auto",
                           help="auto: seeds run in the same numeric environment must match to "
                           "the bit; never: judge every spec statistically")
-    parser.add_argument("--allow-missing", action="store_true",
-                          help="runs missing from the candidate are not regressions")
+    parser.add_argument("--require-all", action="store_true",
+                          help="specs of the baseline the candidate lacks are regressions "
+                          "(default: one summary line, not a failure)")
     parser.add_argument("--json", type=Path, help="also write the comparison as JSON here")
 
 
@@ -37,6 +38,6 @@ def command(args: argparse.Namespace) -> int:
 
     tol = Tolerances(alpha=args.alpha, min_effect=args.min_effect,
                      single_seed_drop=args.single_seed_drop, bytes_growth=args.bytes_growth,
-                     allow_missing=args.allow_missing, exact=args.exact)
+                     require_all=args.require_all, exact=args.exact)
     candidate = args.candidate if args.candidate is not None else results_root(None)
     return run_compare(args.baseline, candidate, tol, args.json)

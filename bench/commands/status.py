@@ -43,6 +43,10 @@ def _run_line(run: Any) -> str:
         return f"{head}: {run.error}"
     if run.state == "interrupted":
         return f"{head}: resumes from epoch {run.epochs_done} (last: {owner_text(run.owner)})"
+    if run.state in ("finished", "diverged") and run.wall_seconds is not None:
+        from bench.estimate import format_duration
+
+        return f"{head}: {run.state} in {format_duration(run.wall_seconds)}"
     return head
 
 
@@ -71,9 +75,9 @@ def render(status: Any, show_all: bool = False, shared: SharedCache | None = Non
     lines = [f"grid {m.id}: {len(status.runs)} runs, launched {launched} ({how})"]
     order = ("finished", "diverged", "running", "interrupted", "failed", "pending")
     lines.append("  " + ", ".join(f"{status.count(s)} {s}" for s in order if status.count(s)))
-    for state in ("running", "interrupted", "failed", "pending"):
+    for state in ("running", "interrupted", "failed", "pending", "diverged", "finished"):
         runs = [r for r in status.runs if r.state == state]
-        if not runs or (state == "pending" and not show_all):
+        if not runs or (state in ("pending", "diverged", "finished") and not show_all):
             continue
         lines.append(f"  {state}:")
         shown = runs if show_all else runs[:SHOWN_PER_STATE]

@@ -44,16 +44,36 @@ def ensure_dataset(name: str, data_dir: Path | None = None, download: bool = Tru
     if not download or downloads_disabled():
         reason = "downloads are disabled"
     else:
+        made = _missing_folders(archive.parent)
         try:
             _extract(info, _download(info, archive), root)
             archive.unlink(missing_ok=True)
             return ensure_dataset(name, root, download=False)
         except _FetchError as e:
             reason = str(e)
+            _remove_empty(made)  # a failed download leaves no empty ~/.cache/bench/data
     raise BenchError(
         f"{info.title} not found in {folder} and could not be downloaded ({reason}); put the "
         f"official python-version files there (from {info.url}) or pass --data-dir DIR"
     )
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, innermost first."""
+    out = []
+    while not folder.exists() and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed download made, innermost first, where still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 class _FetchError(Exception):

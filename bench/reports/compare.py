@@ -59,7 +59,7 @@ class Tolerances:
     min_effect: float = 1.0
     single_seed_drop: float = 1.0
     bytes_growth: float = 0.0
-    allow_missing: bool = False
+    require_all: bool = False
     exact: Exact = "auto"
 
     def __post_init__(self) -> None:
@@ -263,8 +263,7 @@ def compare(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], tol
     for key in base.keys() | cand.keys():
         if key not in cand:
             name, side = base[key]
-            rows.append(Row(name, "missing in candidate", not tol.allow_missing,
-                            len(side.accuracy), 0))
+            rows.append(Row(name, MISSING, tol.require_all, len(side.accuracy), 0))
         elif key not in base:
             name, side = cand[key]
             rows.append(Row(name, "new in candidate", False, 0, len(side.accuracy)))
@@ -298,24 +297,63 @@ def render(rows: list[Row]) -> str:
     return tabulate(table, headers=headers, disable_numparse=True)
 
 
+MISSING = "missing in candidate"
+
+
+def missing_specs(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """The baseline's specs (one per seed) whose match key the candidate has no record of."""
+    have = {match_key(r["spec"]) for r in candidate}
+    return [r["spec"] for r in baseline if match_key(r["spec"]) not in have]
+
+
+def missing_summary(specs: list[dict[str, Any]], total: int, tol: Tolerances) -> str:
+    """One line on the baseline's specs the candidate lacks: how many, whether that fails
+    the comparison, and the ``bench run`` options that add them."""
+    names = sorted({describe(s) for s in specs})
+    methods = ",".join(dict.fromkeys(method_label(s["method"], s.get("hparams"))
+                                     for s in specs))
+    densities = ",".join(f"{d:g}" for d in sorted({float(s["density"]) for s in specs}
+                                                     - {1.0}, reverse=True))
+    seeds = ",".join(str(x) for x in sorted({int(s["seed"]) for s in specs}))
+    command = f"python -m bench run --methods {methods}" + (
+        f" --densities {densities}" if densities else "") + f" --seeds {seeds}"
+    for option, field_name in (("--models", "model"), ("--datasets", "dataset")):
+        values = sorted({str(s[field_name]) for s in specs})
+        command += f" {option} {','.join(values)}"
+    verdict = ("regressions (--require-all)" if tol.require_all else
+               "not a failure (--require-all makes them one, as a gate over a whole grid "
+               "should)")
+    return (f"missing: {len(names)} of the baseline's {total} specs have no run in the "
+            f"candidate: {verdict}; to run them, with the options the baseline was made with "
+            f"(its preset, epochs, subsets): {command}")
+
+
 def run_compare(baseline: Path, candidate: Path, tol: Tolerances, json_out: Path | None) -> int:
-    """The ``compare`` command: prints the table, optionally writes JSON, returns the exit code."""
+    """The ``compare`` command: prints the table, optionally writes JSON, returns the exit code.
+    Specs the candidate lacks are one summary line (rows too with ``--require-all``)."""
     base_records, cand_records = load_result_set(baseline), load_result_set(candidate)
     rows = compare(base_records, cand_records, tol)
     noise = noise_of(group(base_records), group(cand_records), tol)
-    print(render(rows))
+    missing = missing_specs(base_records, cand_records)
+    shown = rows if tol.require_all else [r for r in rows if r.verdict != MISSING]
+    print(render(shown))
     regressions = [r for r in rows if r.regression]
     modes = {m: sum(r.mode == m for r in rows) for m in dict.fromkeys(r.mode for r in rows) if m}
     spread = (f"baseline seed spread {noise.seed_sd:.2f} points pooled over "
               f"{noise.specs_pooled} specs, z {noise.z:.2f}" if noise.seed_sd is not None
               else "no seed spread in the baseline")
-    print(f"{len(rows)} specs compared: {len(regressions)} regressions; judged "
+    print(f"{len(shown)} specs compared: {len(regressions)} regressions; judged "
           + ", ".join(f"{n} {m}" for m, n in modes.items())
           + f" ({spread}; alpha {tol.alpha}, min effect {tol.min_effect} points, single-seed "
           f"drop {tol.single_seed_drop} points, bytes growth {tol.bytes_growth:.1%})")
+    if missing:
+        print(missing_summary(missing, len(group(base_records)), tol))
     if json_out is not None:
         write_json_atomic(json_out, {"baseline": str(baseline), "candidate": str(candidate),
                                      "tolerances": asdict(tol), "noise": asdict(noise),
                                      "regressions": len(regressions),
+                                     "missing_in_candidate": sorted({describe(m)
+                                                                     for m in missing}),
                                      "rows": [asdict(r) for r in rows]})
     return EXIT_REGRESSION if regressions else EXIT_OK
