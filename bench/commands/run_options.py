@@ -61,8 +61,9 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     arg("--results", type=Path,
         help=f"run store (default ${RESULTS_ENV}, else {DEFAULT_RESULTS})")
     arg("--device", help="cpu, cuda or cuda:N (default cuda when available)")
-    arg("--threads", help="CPU threads for torch (default $BENCH_THREADS, else the "
-        "CPUs this process may use; results on CPU depend on it, see README)")
+    arg("--threads", help="CPU threads for torch (default $BENCH_THREADS, else "
+        "$OMP_NUM_THREADS, else the CPUs this process may use; results on CPU depend on it, "
+        "see README)")
     arg("--compile", action="store_true",
         help="torch.compile the model (pays from a few epochs on; kernels are "
         "cached on disk across runs; on CUDA with CUDA graphs)")
