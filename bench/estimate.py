@@ -1,26 +1,33 @@
-"""How long a grid will take here, said before it starts: runs, epochs and a rough time.
+"""How long a grid will take here, said before it starts: runs, epochs and a time.
 
-Each architecture's training step is timed on this device for a few steps (a fresh
-dense model, the recipe's batch size); a run costs its method's planned epochs at that
-rate plus its evaluations. Masked layers, scoring and compile time are not in the figure:
-it is a lower bound of the right order, not a promise.
+The basis, timed on this device before the grid starts: each architecture's training step
+as the run's method trains it (dense; a fixed mask; top-k scores for mask learners), the
+median of 6 steps after 2 warm-up ones; each pruning-at-initialisation method's scoring,
+one round timed and multiplied by its rounds; evaluation at a third of a trained image's
+cost, after every epoch and once more on the decoded artifact. Compile time is not in it.
+Measured against real runs by ``python -m bench.perf.estimate_check``.
 """
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
+from bench.context import RunContext
 from bench.data import DeviceData
 from bench.engine import EngineOptions, make_optimizer, prepare_model
 from bench.engine.options import grad_scaler
 from bench.engine.step import loss_function
 from bench.engine.update import Update
-from bench.models import build_model
+from bench.models import build_model, prunable_layers
+from bench.models.masked_weights import trainable_parameters
 from bench.provenance import threads_decided_by
 from bench.registry import get_method
 from bench.store import RunSpec, RunStore, UnreadableRecord
@@ -28,7 +35,8 @@ from bench.store import RunSpec, RunStore, UnreadableRecord
 if TYPE_CHECKING:
     from bench.harness import DataCache
 
-TIMED_STEPS = 3
+WARMUP_STEPS = 2
+TIMED_STEPS = 6
 EVAL_COST = 1 / 3  # an image evaluated costs about a third of one trained
 
 
@@ -42,6 +50,8 @@ class GridEstimate:
     epochs: int
     seconds: float
     device: str
+    per_run: dict[str, float] = field(default_factory=dict)
+    """Each run still to train: its key and its estimated seconds."""
 
     def line(self) -> str:
         head = f"{self.to_train} of {self.runs} runs to train ({self.epochs} epochs)"
@@ -61,19 +71,44 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> float:
-    """Seconds of one training step of ``spec``'s dense model at its batch size, here."""
-    model = prepare_model(build_model(spec.model, data.num_classes, seed=0, **spec.model_kwargs),
-                          options)
+def step_family(cls: type, density: float) -> str:
+    """How a method's final model trains: ``top-k`` (mask learners), ``dense`` (density 1:
+    no mask) or ``fixed mask`` (every other method)."""
+    from bench.supermasks import MaskLearner
+
+    if issubclass(cls, MaskLearner):
+        return "top-k"
+    return "dense" if density >= 1.0 else "fixed mask"
+
+
+def _masked(model: nn.Module, family: str, density: float) -> nn.Module:
+    """``model`` as ``family`` trains it: a random fixed mask or top-k scores at ``density``."""
+    g = torch.Generator().manual_seed(0)
+    for _, layer in prunable_layers(model):
+        if family == "fixed mask":
+            layer.set_mask(torch.rand(layer.weight.shape, generator=g) < density)
+        elif family == "top-k":
+            layer.weight.requires_grad_(False)
+            layer.use_scores(density, g)
+    return model
+
+
+def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions,
+                 family: str = "dense") -> float:
+    """Seconds of one training step of ``spec``'s model at its batch size, here, as
+    ``family`` trains it: the median of :data:`TIMED_STEPS` after :data:`WARMUP_STEPS`."""
+    model = build_model(spec.model, data.num_classes, seed=0, **spec.model_kwargs)
+    model = prepare_model(_masked(model, family, spec.density), options)
     eager = replace(options, compile=False)  # the engine's step, without compiling it here
     loss = loss_function(spec.recipe, eager, data)
-    update = Update(make_optimizer(model.parameters(), spec.recipe, eager), eager,
+    update = Update(make_optimizer(trainable_parameters(model), spec.recipe, eager), eager,
                     grad_scaler(eager))
-    batches = data.train_batches(spec.recipe.batch_size, 0, 0, spec.recipe.augment,
-                                 normalized=False)
+    batches = itertools.chain.from_iterable(  # as many epochs as the timed steps need
+        data.train_batches(spec.recipe.batch_size, 0, epoch, spec.recipe.augment,
+                           normalized=False) for epoch in itertools.count())
     model.train()
     elapsed = []
-    for _, (x, y) in zip(range(TIMED_STEPS + 1), batches):
+    for _, (x, y) in zip(range(WARMUP_STEPS + TIMED_STEPS), batches):
         t0 = time.perf_counter()
         value, _ = loss(model, x, y)
         update.optimizer.zero_grad(set_to_none=True)
@@ -82,7 +117,31 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions) -> flo
         if options.cuda:
             torch.cuda.synchronize(options.device)
         elapsed.append(time.perf_counter() - t0)
-    return min(elapsed[1:] or elapsed)  # the first step warms caches up
+    return statistics.median(elapsed[WARMUP_STEPS:] or elapsed)
+
+
+def search_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions,
+                   store: RunStore) -> float:
+    """Seconds a pruning-at-initialisation method scores for ``spec`` before it trains: one
+    round timed (the method at ``rounds=1``) times its rounds; 0 for other methods."""
+    from bench.pruning import PruneAtInit
+
+    cls = get_method(spec.method)
+    if not issubclass(cls, PruneAtInit):
+        return 0.0
+    hparams = cls.Hparams(**spec.hparams)
+    rounds = getattr(hparams, "rounds", cls.rounds)
+    method = cls(replace(hparams, rounds=1) if hasattr(hparams, "rounds") else hparams)
+    method.rounds = 1
+    model = build_model(spec.model, data.num_classes, seed=spec.seed,
+                        bias_init=spec.recipe.bias_init, **spec.model_kwargs)
+    model = prepare_model(model, options)
+    ctx = RunContext(spec, model, data, spec.recipe, options, store)
+    t0 = time.perf_counter()
+    method.prune_model(model, ctx)
+    if options.cuda:
+        torch.cuda.synchronize(options.device)
+    return (time.perf_counter() - t0) * rounds
 
 
 def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
@@ -100,22 +159,30 @@ def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
         else:
             pending.append(spec)
     rates: dict[str, float] = {}
+    searches: dict[str, float] = {}
+    per_run: dict[str, float] = {}
     for spec in pending:
         cls = get_method(spec.method)
         planned = cls(cls.Hparams(**spec.hparams)).planned_epochs(spec)
         epochs += planned
         loaded = data.get(spec.dataset, spec.train_subset, spec.test_subset)
+        family = step_family(cls, spec.density)
         shape = repr((spec.model, sorted(spec.model_kwargs.items()), spec.dataset,
-                      spec.train_subset, spec.recipe.batch_size))
+                      spec.train_subset, spec.recipe.batch_size, family))
         if shape not in rates:
-            rates[shape] = step_seconds(spec, loaded, options)
+            rates[shape] = step_seconds(spec, loaded, options, family)
+        scoring = repr((spec.method, sorted(spec.hparams.items()), shape))
+        if scoring not in searches:
+            searches[scoring] = search_seconds(spec, loaded, options, store)
         steps = loaded.steps_per_epoch(spec.recipe.batch_size, spec.recipe.drop_last)
-        evals = planned if options.eval_every else 1
+        evals = (planned if options.eval_every else 0) + 1  # and the decoded artifact's
         eval_steps = len(loaded.test_y) / spec.recipe.batch_size * EVAL_COST
-        seconds += rates[shape] * (planned * steps + evals * eval_steps)
+        run_seconds = rates[shape] * (planned * steps + evals * eval_steps) + searches[scoring]
+        per_run[spec.key] = run_seconds
+        seconds += run_seconds
     device = options.device.type
     if device == "cpu":
         n = torch.get_num_threads()
         decided = threads_decided_by()
         device = f"cpu, {n} thread{'s' if n > 1 else ''}" + (f" ({decided})" if decided else "")
-    return GridEstimate(len(specs), done, len(pending), epochs, seconds, device)
+    return GridEstimate(len(specs), done, len(pending), epochs, seconds, device, per_run)
