@@ -5,7 +5,7 @@ as the run's method trains it (dense; a fixed mask; top-k scores for mask learne
 median of 6 steps after 2 warm-up ones; each pruning-at-initialisation method's scoring,
 one round timed and multiplied by its rounds; evaluation at a third of a trained image's
 cost, after every epoch and once more on the decoded artifact. Compile time is not in it.
-Measured against real runs by ``python -m bench.perf.estimate_check``.
+Measured against real runs by ``python -m bench.commands.estimate_check``.
 """
 
 from __future__ import annotations
