@@ -56,7 +56,8 @@ def figure_pemn_bars(table: pd.DataFrame, *, title: str = DEFAULT_TITLES["pemn-b
     for ax, (setup, part) in zip(axes, panels):
         _bars_panel(ax, setup, part, entries, top)
     # the panels share one y range: the widest any panel's test set asks for
-    highest = max(accuracy_limits(ax, [top], part, entries, floor=0.0)[1]
+    highest = max(accuracy_limits(ax, [top], part, entries, floor=0.0,
+                                  label=False)[1]
                   for ax, (_, part) in zip(axes, panels))
     for ax in axes:
         ax.set_ylim(0.0, highest)

@@ -69,13 +69,14 @@ def _setup_of(part: pd.DataFrame) -> tuple[str | None, int | None]:
 
 def accuracy_limits(ax: Axes, values: Iterable[float], part: pd.DataFrame,
                     entries: dict[str, Any] | None = None, *, floor: float | None = None,
-                    ) -> tuple[float, float]:
+                    label: bool = True) -> tuple[float, float]:
     """Set the y range of an accuracy panel from the values it shows (means, mean ± std,
     reference lines) and draw the chance line where the range comes near it.
 
     The range spans at least :data:`MIN_SPAN_IMAGES` test images' worth (centred on the
     data, kept inside 0-100 %), with 8 % padding; ``floor`` fixes its lower end (bars start
-    at 0). Returns the limits set.
+    at 0); ``label=False`` leaves the chance line's name to the legend (bars carry their
+    values at their tops, where a label on the line would cover one). Returns the limits.
     """
     from matplotlib.lines import Line2D
 
@@ -104,10 +105,11 @@ def accuracy_limits(ax: Axes, values: Iterable[float], part: pd.DataFrame,
         hi = min(100.0, max(hi, chance + 0.06 * span))
         ax.axhline(chance, color=CHANCE_COLOUR, linestyle=(0, (1, 2)), linewidth=1.2,
                    zorder=1, gid="chance-level")
-        ax.annotate(f"chance {chance:g}% (1 of {round(100 / chance)} classes)",
-                    (1.0, chance), xycoords=("axes fraction", "data"), xytext=(-3, 2),
-                    textcoords="offset points", ha="right", va="bottom", fontsize=7,
-                    color="#555555", zorder=1, gid="chance-label")
+        if label:
+            ax.annotate(f"chance {chance:g}% (1 of {round(100 / chance)} classes)",
+                        (1.0, chance), xycoords=("axes fraction", "data"), xytext=(-3, 2),
+                        textcoords="offset points", ha="right", va="bottom", fontsize=7,
+                        color="#555555", zorder=1, gid="chance-label")
         if entries is not None:
             entries.setdefault(CHANCE_LEGEND, Line2D(
                 [], [], color=CHANCE_COLOUR, linestyle=(0, (1, 2)), linewidth=1.2))
