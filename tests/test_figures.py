@@ -1,6 +1,7 @@
 """`bench figures` on the real smoke stores of test_report: every kind is written and opens."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from test_report import PX_MATCH, Parser, build_spend_store, build_stores, records
@@ -211,7 +212,12 @@ def _xdata(ax) -> set[float]:
             if np.isfinite(x)}
 
 
-def test_pemn_curves_count_baselines_the_pemn_way_beside_artifact_bytes(stores):
+def test_pemn_curves_count_baselines_the_pemn_way_beside_artifact_bytes(stores, monkeypatch):
+    # exact x values: no coincident point set aside (pemn-mp's two densities overlap here;
+    # test_coincident_points_stay_visible_and_the_caption_says_so checks the setting aside)
+    monkeypatch.setattr("bench.reports.figures.pemn.dodge",
+                        lambda ax, groups, size_pt=6.0: ([np.asarray(x, float)
+                                                          for x, _ in groups], False))
     table = report.summary_table(report.records_frame(stores["clean"]))
     fig = figures.figure_pemn_curves(table)
     left, right = fig.axes[0], fig.axes[1]
@@ -242,3 +248,139 @@ def _by_cell(recs: list[dict]) -> dict[tuple[str, float], list[dict]]:
         if r["status"] == "finished":
             out.setdefault((r["spec"]["method"], r["spec"]["density"]), []).append(r["metrics"])
     return out
+
+
+# --- figures that hide nothing: coincident points, chance level, resolution, seeds ---------
+
+def _axes(dpi: int = 100):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig.add_subplot()
+
+
+def _part(dataset: str = "cifar10", test_subset=100):
+    return pd.DataFrame({"dataset": [dataset], "test_subset": [test_subset], "n": [1]})
+
+
+def test_dodge_sets_coincident_points_side_by_side_and_leaves_the_others():
+    from bench.reports.figures.placement import dodge
+
+    ax = _axes()
+    ax.set_xscale("log")
+    ax.set_xlim(1e3, 1e6)
+    ax.set_ylim(0, 100)
+    # LTH and SNIP both 12.00 % at ~40 kB (the issue's smoke grid), random far away
+    groups = [([4.0e4, 2e5], [12.0, 30.0]), ([4.01e4], [12.0]), ([5e3], [12.0])]
+    xs, moved = dodge(ax, groups)
+    assert moved
+    screen = [ax.transData.transform((x, y)) for x, y in ((xs[0][0], 12.0), (xs[1][0], 12.0))]
+    gap = abs(screen[0][0] - screen[1][0])
+    assert gap >= 6 * ax.figure.dpi / 72  # a marker's size apart at least
+    assert screen[0][0] < screen[1][0]  # the order of their x is kept
+    assert xs[0][1] == 2e5 and xs[2][0] == 5e3  # points that overlap nothing stay put
+    again, _ = dodge(ax, groups)  # deterministic
+    assert all(np.array_equal(a, b) for a, b in zip(xs, again))
+    alone, moved = dodge(ax, [([4.0e4], [12.0]), ([4.0e4], [60.0])])
+    assert not moved and alone[0][0] == 4.0e4
+
+
+def test_chance_line_where_the_axis_comes_near_it_and_a_span_of_images():
+    from bench.reports.figures.resolution import accuracy_limits
+
+    ax = _axes()
+    entries: dict = {}
+    lo, hi = accuracy_limits(ax, [11.0, 12.0], _part("cifar10", 100), entries)
+    assert hi - lo >= 10  # 10 images' worth at 1 point an image, not a 10-12 % zoom
+    assert lo <= 10 <= hi
+    chance = [line for line in ax.lines if line.get_gid() == "chance-level"]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [10, 10]
+    assert any("chance 10%" in t.get_text() for t in ax.texts)
+    assert "chance level (100 / classes)" in entries
+    # far above chance on the full test set: no line, and a range the data sets
+    ax = _axes()
+    lo, hi = accuracy_limits(ax, [88.0, 91.0], _part("cifar10", None), {})
+    assert not [line for line in ax.lines if line.get_gid() == "chance-level"]
+    assert 10 < lo < 88 and 91 < hi <= 100 and hi - lo < 5
+    # CIFAR-100: chance is 1 %
+    ax = _axes()
+    accuracy_limits(ax, [2.0, 3.5], _part("cifar100", None), {})
+    (chance,) = [line for line in ax.lines if line.get_gid() == "chance-level"]
+    assert list(chance.get_ydata()) == [1, 1]
+
+
+def test_resolution_note_says_what_one_image_is_worth():
+    from bench.reports.figures.resolution import resolution_note
+
+    assert resolution_note(_part("cifar10", 100)).startswith(
+        "Tested on 100 images: one image = 1 point")
+    assert "one image = 0.01 points" in resolution_note(_part("cifar10", None))
+    both = pd.concat([_part("cifar10", 200), _part("cifar100", None)])
+    note = resolution_note(both)
+    assert "CIFAR-10 tested on 200 images: one image = 0.5 points" in note
+    assert "CIFAR-100 tested on 10,000 images: one image = 0.01 points" in note
+
+
+def _markers(ax) -> list[tuple[str, float, float]]:
+    """Every drawn marker as (line colour, screen x, screen y)."""
+    out = []
+    for line in ax.lines:
+        if line.get_marker() in (None, "None", "", " "):
+            continue
+        for x, y in zip(line.get_xdata(), line.get_ydata()):
+            if np.isfinite(x) and np.isfinite(y):
+                sx, sy = ax.transData.transform((x, y))
+                out.append((str(line.get_color()), float(sx), float(sy)))
+    return out
+
+
+def _coincident(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with pemn-mp's points moved exactly onto snip's (same density, bytes,
+    accuracy), one seed's worth of spread (none), near chance."""
+    table = table.copy()
+    for density in (0.5, 0.2):
+        snip = (table["method"] == "snip") & (table["density"] == density)
+        mp = (table["method"] == "pemn-mp") & (table["density"] == density)
+        for column in ("artifact_bytes_mean", "pemn_bytes_mean"):
+            table.loc[mp, column] = table.loc[snip, column].iloc[0]
+    table["accuracy_mean"] = 12.0
+    table["accuracy_std"] = np.nan
+    return table
+
+
+@pytest.mark.parametrize("kind", ["bytes", "sparsity", "pemn-curves"])
+def test_coincident_points_stay_visible_and_the_caption_says_so(stores, kind):
+    table = _coincident(report.summary_table(report.records_frame(stores["clean"])))
+    fig = figures.DRAW[kind](table)
+    ax = fig.axes[0]
+    snip, mp = figures.method_style("snip")[0], figures.method_style("pemn-mp")[0]
+    snip_at = [(x, y) for c, x, y in _markers(ax) if c.lower() == snip.lower()]
+    mp_at = [(x, y) for c, x, y in _markers(ax) if c.lower() == mp.lower()]
+    assert snip_at and mp_at
+    size = 6 * fig.dpi / 72
+    for x, y in mp_at:  # no pemn-mp marker lies under a snip marker
+        assert all(abs(x - x2) >= size or abs(y - y2) >= size for x2, y2 in snip_at)
+    caption = _caption(fig)
+    assert "Coincident points are offset sideways" in caption
+    assert "positions are exact in the tables" in caption
+    # 12 % on 200 test images: the chance line is drawn, the axis spans 10 images or more
+    assert [line for line in ax.lines if line.get_gid() == "chance-level"]
+    lo, hi = ax.get_ylim()
+    assert lo <= 10 and hi - lo >= 5
+    assert "Tested on 200 images: one image = 0.5 points" in caption
+
+
+def test_captions_say_one_seed_no_spread_where_each_point_is_one_run(stores):
+    frame = report.records_frame(stores["clean"])
+    one = report.summary_table(frame[frame["seed"] == 0])
+    for draw in (figures.figure_bytes, figures.figure_sparsity):
+        caption = _caption(draw(one))
+        assert "one seed (0), no spread: each point is one run" in caption
+        assert "mean ± sample std" not in caption and "error bars" not in caption
+    two = report.summary_table(frame)
+    assert "mean ± sample std over seeds 0, 1 (error bars)" in _caption(
+        figures.figure_bytes(two))
+    assert "mean ± sample std over seeds 0, 1 (shaded bands)" in _caption(
+        figures.figure_sparsity(two))

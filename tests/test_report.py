@@ -498,3 +498,20 @@ def test_the_precision_is_named_beside_the_budget():
     text = report.render(half, "md")
     assert "smoke, 2 ep, float16" in text and "the training precision where" in text
     assert "Precision: float16 autocast with loss scaling." in caption_text(half)
+
+
+def test_markdown_and_latex_write_the_seed_count_alike_and_say_what_it_is(stores, capsys):
+    _, md = report_cli(capsys, "--results", str(stores["clean"]), "--format", "md")
+    _, latex = report_cli(capsys, "--results", str(stores["clean"]), "--format", "latex")
+    assert "(n=2)" in md and "(n=2)" in latex
+    assert not re.search(r"\$ \(\d+\)", latex)  # no bare (2) after a LaTeX value
+    for out in (md, latex):
+        assert "how many of the seeds" not in out
+    assert ("mean ± sample std over seeds 0, 1 (their finished runs); (n=k): k of these 2 "
+            "seeds finished") in md
+    frame = report.records_frame(stores["clean"])
+    one = report.summary_table(frame[frame["seed"] == 0])
+    text = report.render(one, "md")
+    assert "of seed 0 (one seed, no spread); (n=1): its run finished" in text
+    assert "mean ± sample std" not in text
+    assert "(n=1)" in report.render(one, "latex")

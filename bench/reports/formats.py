@@ -21,7 +21,7 @@ def _value_text(cell: Cell, decimals: int, scale: float, latex: bool) -> str:
     if cell.n == 0:
         return ", ".join(cell.notes) if cell.notes else "no result"
     if math.isnan(cell.mean):
-        text = f"n/a ({cell.n})" if latex else f"n/a (n={cell.n})"
+        text = f"n/a (n={cell.n})"
     else:
         mean = f"{cell.mean / scale:.{decimals}f}"
         if cell.n > 1 and not math.isnan(cell.std):
@@ -29,7 +29,7 @@ def _value_text(cell: Cell, decimals: int, scale: float, latex: bool) -> str:
             text = f"${mean} \\pm {std}$" if latex else f"{mean} ± {std}"
         else:
             text = mean
-        text += f" (n={cell.n})" if not latex else f" ({cell.n})"
+        text += f" (n={cell.n})"  # Markdown, plain text and LaTeX alike
     if cell.notes:
         text += " [" + ", ".join(cell.notes) + "]"
     return text

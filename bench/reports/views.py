@@ -173,6 +173,14 @@ def _size_caption(size: str, size_unit: str) -> str:
             "none": ""}[size]
 
 
+def seeds_caption(seeds: list[int]) -> str:
+    """What a cell's value and its ``(n=k)`` are, for the seeds the table's runs have."""
+    if len(seeds) == 1:
+        return f" of seed {seeds[0]} (one seed, no spread); (n=1): its run finished"
+    return (f", mean ± sample std over seeds {', '.join(map(str, seeds))} (their finished "
+            f"runs); (n=k): k of these {len(seeds)} seeds finished")
+
+
 def caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
             seeds: list[int], missing: bool, collapse: bool = False,
             spent: list[str] | None = None, degenerate: bool = False,
@@ -182,8 +190,7 @@ def caption(spec: Metric, unit: str, size: str, size_unit: str, group_by: str,
     what = GROUP_BY_CAPTIONS[group_by]
     unit_text = f" ({unit})" if unit else ""
     final = "final-epoch " if spec.column in ("accuracy", "top5", "loss") else ""
-    text = (f"Cells: {final}{spec.title}{unit_text}, mean ± sample std over seeds, "
-            f"(n) = how many of the seeds ({', '.join(map(str, seeds))}) finished; {what}")
+    text = f"Cells: {final}{spec.title}{unit_text}{seeds_caption(seeds)}; {what}"
     text += _size_caption(size, size_unit)
     text += "; budget: named recipe and epochs (runs of different budgets are never pooled)"
     if autocast:

@@ -7,8 +7,24 @@ from collections.abc import Sequence
 import pandas as pd
 
 import bench.reports.spend as spend
+from bench.reports.figures.resolution import resolution_note
 from bench.reports.labels import dataset_title, precision_note, subsets_text
 from bench.reports.stats import NOT_FINISHED, seeds_of
+
+
+def seeds_text(done: pd.DataFrame, seeds: list[int], seeds_word: str) -> str:
+    """What a point is: ``one seed (0), no spread: each point is one run`` where no point
+    pools two runs, else the mean ± sample std over the seeds, drawn as ``seeds_word``."""
+    names = ", ".join(map(str, seeds))
+    if done.empty or int(done["n"].max()) <= 1:
+        if len(seeds) == 1:
+            return f"one seed ({names}), no spread: each point is one run"
+        return (f"one finished run per point (of seeds {names}), no spread: no point "
+                "pools two seeds")
+    text = f"mean ± sample std over seeds {names} ({seeds_word})"
+    if int(done["n"].min()) <= 1:
+        text += "; a point from one finished run has none"
+    return text
 
 
 def caption_text(table: pd.DataFrame, *, extra: Sequence[str] = (),
@@ -34,12 +50,14 @@ def caption_text(table: pd.DataFrame, *, extra: Sequence[str] = (),
         budget_text = "; ".join(f"{b} for {', '.join(sorted(ms))}"
                                 for b, ms in sorted(budgets.items()))
     seeds = seeds_of(table)
+    resolution = resolution_note(table)
     precision = precision_note(done["precision"]) if "precision" in done else None
     parts = [f"Data: {', '.join(data)}.", f"Budget: {budget_text}.", *([spent] if spent else []),
              *([precision] if precision else []),
-             f"Final-epoch test accuracy of the decoded artifact, mean ± sample std over "
-             f"seeds {', '.join(map(str, seeds))} ({seeds_word}); {len(done)} of "
-             f"{len(table)} cells have a finished run."]
+             f"Final-epoch test accuracy of the decoded artifact, "
+             f"{seeds_text(done, seeds, seeds_word)}; {len(done)} of {len(table)} cells have "
+             "a finished run.",
+             *([resolution] if resolution else [])]
     not_done = int(table[list(NOT_FINISHED)].to_numpy().sum())
     if not_done:
         parts.append(f"{not_done} run{'s' if not_done > 1 else ''} not finished (failed, "

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.fsutil import staged
+from bench.reports.figures.resolution import CHANCE_LEGEND
 from bench.reports.figures.series import Series
 from bench.reports.labels import byte_unit, setup_title
 from bench.reports.stats import NOT_FINISHED
@@ -51,6 +52,8 @@ def finish(fig: Figure, title: str, caption: str,
     width, height = fig.get_size_inches()
     legend = None
     legend_w = 0.0
+    if CHANCE_LEGEND in entries:  # reference lines after the methods
+        entries[CHANCE_LEGEND] = entries.pop(CHANCE_LEGEND)
     if entries:
         legend = fig.legend(list(entries.values()), list(entries.keys()), loc="upper right",
                             fontsize=8, frameon=False, borderaxespad=0.0)

@@ -22,7 +22,8 @@ from bench.reports.figures.layout import (
     panel_title,
     panels_of,
 )
-from bench.reports.figures.placement import annotate, spread
+from bench.reports.figures.placement import DODGE_NOTE, annotate, dodge, spread
+from bench.reports.figures.resolution import accuracy_limits, shown_values
 from bench.reports.figures.series import (
     Series,
     cell_notes,
@@ -30,9 +31,10 @@ from bench.reports.figures.series import (
     legend_label,
     seed_count,
     series_of,
+    series_points,
     several_budgets,
 )
-from bench.reports.figures.style import line_styles, method_style, soften
+from bench.reports.figures.style import line_styles, marker_edge, method_style, soften
 from bench.reports.labels import PEMN_FAMILY, pemn_name
 from bench.reports.ordering import pemn_order
 
@@ -53,6 +55,12 @@ def figure_pemn_bars(table: pd.DataFrame, *, title: str = DEFAULT_TITLES["pemn-b
     top = float(np.nanmax((bars["accuracy_mean"] + bars["accuracy_std"].fillna(0)).to_numpy()))
     for ax, (setup, part) in zip(axes, panels):
         _bars_panel(ax, setup, part, entries, top)
+    # the panels share one y range: the widest any panel's test set asks for
+    highest = max(accuracy_limits(ax, [top], part, entries, floor=0.0,
+                                  label=False)[1]
+                  for ax, (_, part) in zip(axes, panels))
+    for ax in axes:
+        ax.set_ylim(0.0, highest)
     caption = caption_text(bars, extra=[
         "mask: each layer's own random weights; one-layer: one random layer per shape; MP: "
         "every layer a prefix of the largest layer; RP r: a random vector of int(d_max*r)+1 "
@@ -97,7 +105,6 @@ def _bars_panel(ax: Axes, setup: dict[str, Any], part: pd.DataFrame, entries: di
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_ylim(0, max(top, 1) * 1.22)
     accuracy_axis(ax)
     if ax.get_subplotspec().colspan.start > 0:  # the y axis is shared along a row
         ax.set_ylabel("")
@@ -126,6 +133,7 @@ def figure_pemn_curves(table: pd.DataFrame,
     entries: dict[str, Any] = {}
     labels: list[PanelLabels] = []
     multi_budget = several_budgets(table)
+    dodged = False
     for k, (setup, part) in enumerate(panels):
         series = series_of(part)
         for col, (column, what, subtitle) in enumerate(CURVE_AXES):
@@ -134,7 +142,9 @@ def figure_pemn_curves(table: pd.DataFrame,
             if not (part["n"] > 0).any():
                 empty_panel(ax, part)
                 continue
-            labels.append(_curves_panel(ax, part, series, column, what, entries, multi_budget))
+            drawn, moved = _curves_panel(ax, part, series, column, what, entries, multi_budget)
+            labels.append(drawn)
+            dodged |= moved
             if col == 1:
                 ax.set_ylabel("")
     for ax, names, notes, drawn, span in labels:  # after a row's panels share their y range
@@ -143,35 +153,42 @@ def figure_pemn_curves(table: pd.DataFrame,
     caption = caption_text(table, extra=[
         f"Left: {paper_bytes.DEFINITION}. Right: the real artifact file the accuracy was "
         "measured from (masks range-coded, random weights as a seed, norm and bias tensors "
-        "included).", *extra])
+        "included).", *([DODGE_NOTE] if dodged else []), *extra])
     return finish(fig, title, caption, entries)
 
 
 def _curves_panel(ax: Axes, part: pd.DataFrame, series: list[Series], column: str, what: str,
-                  entries: dict[str, Any], multi_budget: bool) -> PanelLabels:
-    """The baselines' lines and PEMN's points over ``column``; what to name once y is set."""
+                  entries: dict[str, Any], multi_budget: bool) -> tuple[PanelLabels, bool]:
+    """The baselines' lines and PEMN's points over ``column``; what to name once y is set,
+    and whether a coincident point was moved sideways."""
     baseline = [s for s in series if s.name not in PEMN_FAMILY and s.name != "dense"]
     styles = line_styles([s.name for s in baseline])
+    lines = [(i, s, *series_points(s, column)) for i, s in enumerate(baseline)
+             if not s.rows.empty]
+    pts = _family_points(series, column)
+    # the axes first (limits final), then where each marker goes, then the drawing
+    bytes_axis(ax, [b for *_, x, _, _ in lines for b in x] + [p[0] for p in pts], what)
+    accuracy_axis(ax)
+    dense = [float(s.rows["accuracy_mean"].iloc[0]) for s in series
+             if s.name == "dense" and not s.rows.empty]
+    shown = shown_values([*((y, err) for *_, y, err in lines),
+                          ([p[1] for p in pts], [p[2] for p in pts])])
+    accuracy_limits(ax, [*shown, *dense], part, entries)
+    drawn_x, moved = dodge(ax, [*((x, y) for *_, x, y, _ in lines),
+                                ([p[0] for p in pts], [p[1] for p in pts])])
     notes: list[tuple[float, float, str]] = []
     drawn: list[tuple[float, float]] = []
-    xs: list[float] = []
-    for i, s in enumerate(baseline):
-        if s.rows.empty:
-            continue
-        rows, x, y, handle = draw_series(ax, s, column, styles[i])
+    for (i, s, rows, _, y, err), x in zip(lines, drawn_x):
+        handle = draw_series(ax, s, x, y, err, styles[i])
         entries.setdefault(legend_label(s, multi_budget), handle)
         notes += cell_notes(x, rows, seed_count(part))
         drawn += list(zip(x, y))
-        xs.extend(x)
-    pts = _family_points(series, column)
+    pts = [(x, *p[1:]) for p, x in zip(pts, drawn_x[-1])]
     names = _draw_family(ax, pts, entries)
-    xs.extend(p[0] for p in pts)
     dense_reference(ax, series, entries, side="left")
-    bytes_axis(ax, xs, what)
-    accuracy_axis(ax)
     drawn += [(p[0], p[1]) for p in pts]
     span = spread([p[1] for p in pts] + [v for s in series for v in s.rows["accuracy_mean"]])
-    return ax, names, notes, drawn, span
+    return (ax, names, notes, drawn, span), moved
 
 
 def _family_points(series: list[Series], column: str) -> list[tuple[Any, ...]]:
@@ -203,7 +220,7 @@ def _draw_family(ax: Axes, pts: list[tuple[Any, ...]], entries: dict[str, Any]
     for x, a, std, s, r in pts:
         handle = soften(ax.errorbar(
             [x], [a], yerr=[std], color=s.colour, marker=s.marker, markersize=7,
-            capsize=3, linestyle="none", markeredgecolor="white", markeredgewidth=0.6,
+            capsize=3, linestyle="none", **marker_edge(s.marker, s.colour),
             zorder=4))
         short = pemn_name(s.name, "{}").split(" ")[0]
         entries.setdefault(f"{s.name} ({short}{' r' if s.name == 'pemn-rp' else ''})", handle)

@@ -120,3 +120,60 @@ def spread(values: Sequence[float]) -> float:
     """The range of the finite values (1 when fewer than two): how far apart labels are."""
     finite = [v for v in values if np.isfinite(v)]
     return (max(finite) - min(finite)) if len(finite) > 1 else 1.0
+
+
+DODGE_NOTE = ("Coincident points are offset sideways so each stays visible; positions are "
+              "exact in the tables (`bench report`).")
+"""The caption's sentence for a figure in which :func:`dodge` moved a point."""
+
+
+def dodge(ax: Axes, groups: Sequence[tuple[Sequence[float], Sequence[float]]],
+          size_pt: float = 6.0) -> tuple[list[np.ndarray], bool]:
+    """Coincident markers side by side: the x values to draw each group's points at, and
+    whether any point moved.
+
+    ``groups`` are the (x, y) data of the panel's series in drawing order; call it once the
+    axes' limits are final. Points whose markers (``size_pt`` across) would overlap in both
+    directions on screen form a cluster; its members are set one marker plus a gap apart,
+    centred on the cluster, in the order of their x, then of their group (deterministic: the
+    same data draws the same figure). A point that overlaps no other keeps its x.
+    """
+    ax.get_xlim(), ax.get_ylim()  # settle autoscaling
+    step = (size_pt + 2.0) * ax.figure.dpi / 72  # pixels between dodged centres
+    near = size_pt * ax.figure.dpi / 72  # markers closer than their size overlap
+    points: list[tuple[int, int, float, float]] = []  # group, index, display x, y
+    for g, (xs, ys) in enumerate(groups):
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            if np.isfinite(x) and np.isfinite(y):
+                dx, dy = ax.transData.transform((x, y))
+                points.append((g, i, float(dx), float(dy)))
+    parent = list(range(len(points)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a in range(len(points)):
+        for b in range(a + 1, len(points)):
+            if (abs(points[a][2] - points[b][2]) < near
+                    and abs(points[a][3] - points[b][3]) < near):
+                parent[root(b)] = root(a)
+    clusters: dict[int, list[int]] = {}
+    for k in range(len(points)):
+        clusters.setdefault(root(k), []).append(k)
+    out = [np.array(xs, dtype=float) for xs, _ in groups]
+    moved = False
+    to_data = ax.transData.inverted()
+    for members in clusters.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda k: (round(points[k][2], 3), points[k][0], points[k][1]))
+        centre = float(np.mean([points[k][2] for k in members]))
+        for rank, k in enumerate(members):
+            g, i, _, dy = points[k]
+            shifted = centre + (rank - (len(members) - 1) / 2) * step
+            out[g][i] = float(to_data.transform((shifted, dy))[0])
+        moved = True
+    return out, moved

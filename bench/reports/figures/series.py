@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.reports.figures.style import method_style, soften
+from bench.reports.figures.style import marker_edge, method_style, soften
 from bench.reports.ordering import rows_of
 from bench.reports.stats import seeds_of
 
@@ -76,17 +76,23 @@ def cell_notes(x: Sequence[float], rows: pd.DataFrame, seeds: int
     return out
 
 
-def draw_series(ax: Any, s: Any, column: str, linestyle: Any) -> tuple[Any, Any, Any, Any]:
-    """One method's accuracy line over ``column`` with seed error bars: (rows, x, y, handle)."""
+def series_points(s: Series, column: str
+                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """A series' finished points over ``column``, by x: (rows, x, y, seed std or 0)."""
     rows = s.rows.sort_values(column)
     x = rows[column].to_numpy(float)
     y = rows["accuracy_mean"].to_numpy(float)
     err = np.nan_to_num(rows["accuracy_std"].to_numpy(float))
-    handle = soften(ax.errorbar(
+    return rows, x, y, err
+
+
+def draw_series(ax: Any, s: Series, x: Sequence[float], y: Sequence[float],
+                err: Sequence[float], linestyle: Any) -> Any:
+    """One method's accuracy line with seed error bars (none drawn where std is 0) at the
+    x it is drawn at (see :func:`bench.reports.figures.placement.dodge`); its handle."""
+    return soften(ax.errorbar(
         x, y, yerr=err, color=s.colour, marker=s.marker, linestyle=linestyle,
-        linewidth=1.4, markersize=6, capsize=3, markeredgecolor="white",
-        markeredgewidth=0.6, zorder=3))
-    return rows, x, y, handle
+        linewidth=1.4, markersize=6, capsize=3, zorder=3, **marker_edge(s.marker, s.colour)))
 
 
 def legend_label(s: Series, multi_budget: bool) -> str:

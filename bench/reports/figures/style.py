@@ -72,3 +72,14 @@ def soften(container: Any) -> Any:
     for bar in bars:
         bar.set_linewidth(0.9)
     return container
+
+
+def marker_edge(marker: str, colour: str) -> dict[str, Any]:
+    """A marker's edge: a thin white rim around a filled marker (it stands out from the
+    lines beneath); a line-drawn one such as ``x`` is all edge, drawn in the method's colour
+    and thicker, or it would vanish."""
+    from matplotlib.markers import MarkerStyle
+
+    if MarkerStyle(marker).is_filled():
+        return {"markeredgecolor": "white", "markeredgewidth": 0.6}
+    return {"markeredgecolor": colour, "markeredgewidth": 1.6}
