@@ -28,6 +28,9 @@ def pytest_addoption(parser):
                      help="also run tests marked slow (long real-data runs)")
     parser.addoption("--conformance", action="store_true", default=False,
                      help="also run every reference-mask check (about 10 minutes)")
+    parser.addoption("--long", action="store_true", default=False,
+                     help="also run the real-data tests of over a minute and a half that "
+                     "CI's 30 minutes leave out (about 8 minutes on 2 cores)")
 
 
 def pytest_configure(config):
@@ -37,6 +40,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "lockstep: training in lockstep with the authors' code "
                             "from a checkout of their repository (skipped without one)")
     config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one)")
+    config.addinivalue_line("markers", "long: real-data tests of over 1.5 minutes that CI "
+                            "leaves out to stay under 30 minutes, run with --long")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -47,7 +52,8 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "cuda" in item.keywords:
                 item.add_marker(skip_cuda)
-    for option, marker in (("--slow", "slow"), ("--conformance", "conformance")):
+    for option, marker in (("--slow", "slow"), ("--conformance", "conformance"),
+                           ("--long", "long")):
         if config.getoption(option):
             continue
         skip = pytest.mark.skip(reason=f"{marker} test: run with {option}")

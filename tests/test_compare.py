@@ -159,3 +159,18 @@ def test_same_environment_is_exact_and_another_is_judged_by_the_seed_spread():
                              "spec": {**_finished(0, 30.1, "A")["spec"], "method_version": 2}}],
                      tol)
     assert row.mode == "seed spread"  # a new method version is meant to move results
+
+
+def test_records_from_before_a_recipe_field_was_added_match_their_new_twins():
+    """Records store every recipe field; older ones lack fields added since (drop_last,
+    bias_init). They are the same spec when the new fields hold their defaults."""
+    from bench.presets import RECIPES
+    from bench.reports.compare import match_key
+
+    recipe = RECIPES["smoke"].as_dict()
+    new = {"method": "random", "density": 0.5, "seed": 0, "recipe": recipe}
+    old = dict(new, seed=1, recipe={k: v for k, v in recipe.items()
+                                    if k not in ("drop_last", "bias_init")})
+    assert match_key(old) == match_key(new)
+    other = dict(new, recipe=dict(recipe, drop_last=False))
+    assert match_key(other) != match_key(new)

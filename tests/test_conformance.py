@@ -103,7 +103,7 @@ def test_synflow_default_cut_differs_only_by_the_kept_count_rule(pruning_data):
 
 
 PX_FIXTURES = [f"{p}-d{d}-f32" for p in ("px", "px2024") for d in (0.5, 0.1, 0.02)]
-IN_CI = {"px-d0.02-f32", "px2024-d0.1-f32"}
+IN_CI = {"px2024-d0.1-f32"}  # about 110 s; the other five run with --conformance
 
 
 @pytest.mark.parametrize("fixture", [

@@ -11,7 +11,7 @@ from conftest import CIFAR10_SCRIPT
 from small_grid import ROOT
 
 
-@pytest.mark.slow
+@pytest.mark.long  # over 1.5 minutes on 2 cores: CI leaves it out (--long)
 def test_the_gpu_check_script_runs_every_step_and_writes_its_files(tmp_path):
     if not CIFAR10_SCRIPT.is_file():
         pytest.skip(f"no {CIFAR10_SCRIPT} to make the data from")

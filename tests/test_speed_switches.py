@@ -133,7 +133,7 @@ def smoke_accuracy(cifar10_dir, results, *flags) -> dict:
     return record
 
 
-@pytest.mark.slow
+@pytest.mark.long  # over 1.5 minutes on 2 cores: CI leaves it out (--long)
 def test_smoke_run_accuracy_is_unchanged_by_compiling(cifar10_dir, tmp_path):
     plain = smoke_accuracy(cifar10_dir, tmp_path / "plain", "--plain")
     fast = smoke_accuracy(cifar10_dir, tmp_path / "fast", "--compile")
@@ -149,7 +149,7 @@ def test_smoke_run_accuracy_is_unchanged_by_compiling(cifar10_dir, tmp_path):
     assert abs(a - b) <= 5.0, json.dumps({"plain": a, "fast": b})
 
 
-@pytest.mark.slow
+@pytest.mark.long  # over 1.5 minutes on 2 cores: CI leaves it out (--long)
 def test_gpu_numerics_on_cpu_bf16_compiled_match_plain(cifar10_dir):
     """The CUDA path's numerics (bf16 autocast, the compiled step and its update), run on
     CPU, reach the plain float32 accuracy on the same real smoke run (half width, since

@@ -159,7 +159,7 @@ def test_pemn_artifact_is_recipe_plus_masks_plus_norms():
     assert weight_seed(0) != weight_seed(1)
 
 
-@pytest.mark.slow
+@pytest.mark.long  # over 1.5 minutes on 2 cores: CI leaves it out (--long)
 def test_smoke_run_of_every_mask_learner(cifar10_dir, tmp_path):
     code = main(["run", "--methods", "edge-popup,pemn-mask,pemn-one-layer,pemn-mp,pemn-rp",
                  "--preset", "smoke", "--densities", "0.5", "--device", "cpu", "--no-progress",

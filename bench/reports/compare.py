@@ -30,6 +30,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.fsutil import write_json_atomic
+from bench.recipe import Recipe
 from bench.reports.labels import method_label
 from bench.reports.significance import betainc, welch_p_value
 from bench.reports.snapshots import (
@@ -80,9 +81,16 @@ class Tolerances:
 
 
 def match_key(spec: dict[str, Any]) -> str:
-    """Everything that defines a run except its seed and the method's version number."""
+    """Everything that defines a run except its seed and the method's version number; the
+    recipe by its fields that differ from the defaults, as run keys take it (records store
+    every field, and older ones lack fields added since, such as ``drop_last``)."""
     ignored = ("seed", "method_version")
-    return json.dumps({k: v for k, v in spec.items() if k not in ignored}, sort_keys=True)
+    fields = {k: v for k, v in spec.items() if k not in ignored}
+    try:
+        fields["recipe"] = Recipe.from_dict(spec["recipe"]).canonical()
+    except (BenchError, KeyError, TypeError, ValueError):
+        pass  # an unknown recipe stays as written: it matches only itself
+    return json.dumps(fields, sort_keys=True)
 
 
 def describe(spec: dict[str, Any]) -> str:

@@ -99,11 +99,24 @@ def figure_bytes(table: pd.DataFrame, *, title: str = DEFAULT_TITLES["bytes"],
     return finish(fig, title, caption, entries)
 
 
+def sparsity_axis(ax: Any, densities: Sequence[float]) -> None:
+    """The x axis of the sparsity figure: a tick at each sparsity run, log-spaced in
+    density."""
+    from matplotlib.ticker import NullLocator
+
+    ticks = -np.log(np.array(densities))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([sparsity_text(d) for d in densities],
+                       rotation=45 if len(densities) > 5 else 0)
+    ax.xaxis.set_minor_locator(NullLocator())
+    pad = 0.06 * (ticks.max() - ticks.min()) if len(ticks) > 1 else 0.3
+    ax.set_xlim(ticks.min() - pad, ticks.max() + pad)
+    ax.set_xlabel("sparsity (% of prunable weights removed; log-spaced in density)")
+
+
 def figure_sparsity(table: pd.DataFrame, *, title: str = DEFAULT_TITLES["sparsity"],
                     extra: Sequence[str] = ()) -> Figure | None:
     """PX Fig. 2 layout: one panel per dataset/model, ticks at the sparsities run."""
-    from matplotlib.ticker import NullLocator
-
     if not ((table["n"] > 0) & (table["density"] < 1)).any():
         return None
     panels = panels_of(table)
@@ -129,14 +142,7 @@ def figure_sparsity(table: pd.DataFrame, *, title: str = DEFAULT_TITLES["sparsit
             y = rows["accuracy_mean"].to_numpy(float)
             err = np.nan_to_num(rows["accuracy_std"].to_numpy(float))
             lines.append((i, s, rows, x, y, err))
-        ticks = -np.log(np.array(densities))
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([sparsity_text(d) for d in densities],
-                           rotation=45 if len(densities) > 5 else 0)
-        ax.xaxis.set_minor_locator(NullLocator())
-        pad = 0.06 * (ticks.max() - ticks.min()) if len(ticks) > 1 else 0.3
-        ax.set_xlim(ticks.min() - pad, ticks.max() + pad)
-        ax.set_xlabel("sparsity (% of prunable weights removed; log-spaced in density)")
+        sparsity_axis(ax, densities)
         accuracy_axis(ax)
         dense = [float(s.rows["accuracy_mean"].iloc[0]) for s in series
                  if s.name == "dense" and not s.rows.empty]
