@@ -135,7 +135,7 @@ def test_compiled_training_equals_plain_training_in_float64(data64, kind):
     assert a.log[-1]["train_accuracy"] == b.log[-1]["train_accuracy"]
 
 
-@pytest.mark.slow
+@pytest.mark.long  # 60 s in CI, which keeps under 30 minutes without it (--long)
 def test_packed_compiled_training_equals_plain_training_in_float64(data64):
     from bench.engine.packed import train_packed
 
