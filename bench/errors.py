@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -62,6 +64,21 @@ def storage_error(exc: OSError, path: Path | str | None = None,
                   doing: str = "writing") -> StorageError:
     """``exc`` as a :class:`StorageError` naming ``path`` (default: the path it names)."""
     return StorageError(path if path is not None else exc.filename, exc, doing)
+
+
+@contextmanager
+def reading(path: Path | str, unreadable: Callable[[str], Exception]) -> Iterator[None]:
+    """Read ``path`` inside: a disk that refuses the read is a :class:`StorageError`, any
+    other ``OSError`` but a missing file is ``unreadable(reason)`` (a missing file stays
+    ``FileNotFoundError``: the caller's "not there yet")."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if is_storage_failure(exc):
+            raise storage_error(exc, path, "reading") from None
+        raise unreadable(str(exc.strerror or exc)) from None
 
 
 def printable(text: object) -> str:

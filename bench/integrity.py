@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import torch
 
-from bench.errors import BenchError, is_storage_failure, storage_error, warn
+from bench.errors import BenchError, is_storage_failure, reading, storage_error, warn
 from bench.fsutil import write_atomic
 
 MAGIC = b"BENCHSUM1\n"
@@ -75,14 +75,8 @@ def read_checked(path: Path) -> memoryview:
     A missing file raises ``FileNotFoundError``; a damaged one :class:`DamagedFile`; a disk
     that refuses the read :class:`~bench.errors.StorageError`.
     """
-    try:
+    with reading(path, lambda reason: DamagedFile(path, f"unreadable ({reason})")):
         data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if is_storage_failure(exc):
-            raise storage_error(exc, path, "reading") from None
-        raise DamagedFile(path, f"unreadable ({exc.strerror or exc})") from None
     return verify_checked(data, Path(path))
 
 
@@ -160,19 +154,13 @@ def _verify_stream(f: IO[bytes], path: Path) -> int:
 
 def load_torch(path: Path) -> Any:
     """What :func:`save_torch` saved (tensors only, on the CPU), verified first."""
-    try:
+    with reading(path, lambda reason: DamagedFile(path, f"unreadable ({reason})")):
         with open(path, "rb") as f:
             start = _verify_stream(f, Path(path))
             try:
                 return torch.load(_Window(f, start), map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - checksum right, not a torch file
                 raise DamagedFile(path, f"not a torch file ({type(exc).__name__})") from None
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if is_storage_failure(exc):
-            raise storage_error(exc, path, "reading") from None
-        raise DamagedFile(path, f"unreadable ({exc.strerror or exc})") from None
 
 
 def _canonical(data: dict[str, Any]) -> bytes:

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError, is_storage_failure, printable, storage_error
+from bench.errors import BenchError, printable, reading
 
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 30
@@ -98,15 +98,9 @@ def read_json(path: Path, max_bytes: int, what: str = "") -> Any:
     """
     path = Path(path)
     where = f"{what} {path}".strip()
-    try:
+    with reading(path, lambda reason: _bad(where, f"is unreadable: {reason}")):
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if is_storage_failure(exc):
-            raise storage_error(exc, path, "reading") from None
-        raise _bad(where, f"is unreadable: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
         raise _bad(where, f"is larger than {max_bytes // MiB} MiB: not a file the suite wrote")
     return loads(data, where)
