@@ -3,8 +3,9 @@
 The basis, timed on this device before the grid starts: each architecture's training step
 as the run's method trains it (dense; a fixed mask; top-k scores for mask learners), the
 median of 6 steps after 2 warm-up ones; each pruning-at-initialisation method's scoring,
-one round timed and multiplied by its rounds; evaluation at a third of a trained image's
-cost, after every epoch and once more on the decoded artifact. Compile time is not in it.
+one round timed and multiplied by its rounds; evaluation as timed on one evaluation batch,
+every ``eval_every`` epochs before the last, then on the decoded artifact and on its first
+batch for both models (the decode check). Compile time is not in it.
 Measured against real runs by ``python -m bench.commands.estimate_check``.
 """
 
@@ -22,7 +23,7 @@ from torch import nn
 
 from bench.context import RunContext
 from bench.data import DeviceData
-from bench.engine import EngineOptions, make_optimizer, prepare_model
+from bench.engine import EngineOptions, autocast, make_optimizer, model_input, prepare_model
 from bench.engine.options import grad_scaler
 from bench.engine.step import loss_function
 from bench.engine.update import Update
@@ -31,13 +32,13 @@ from bench.models.masked_weights import trainable_parameters
 from bench.provenance import threads_decided_by
 from bench.registry import get_method
 from bench.store import RunSpec, RunStore, UnreadableRecord
+from bench.wording import counted
 
 if TYPE_CHECKING:
     from bench.harness import DataCache
 
 WARMUP_STEPS = 2
 TIMED_STEPS = 6
-EVAL_COST = 1 / 3  # an image evaluated costs about a third of one trained
 
 
 @dataclass
@@ -54,7 +55,8 @@ class GridEstimate:
     """Each run still to train: its key and its estimated seconds."""
 
     def line(self) -> str:
-        head = f"{self.to_train} of {self.runs} runs to train ({self.epochs} epochs)"
+        head = (f"{self.to_train} of {counted(self.runs, 'run')} to train "
+                f"({counted(self.epochs, 'epoch')})")
         if self.done:
             head += f", {self.done} already in the store"
         if not self.to_train:
@@ -93,12 +95,18 @@ def _masked(model: nn.Module, family: str, density: float) -> nn.Module:
     return model
 
 
+def _timed_model(spec: RunSpec, options: EngineOptions, family: str, num_classes: int
+                 ) -> nn.Module:
+    """``spec``'s model, built and prepared as ``family`` trains it, for timing."""
+    model = build_model(spec.model, num_classes, seed=0, **spec.model_kwargs)
+    return prepare_model(_masked(model, family, spec.density), options)
+
+
 def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions,
                  family: str = "dense") -> float:
     """Seconds of one training step of ``spec``'s model at its batch size, here, as
     ``family`` trains it: the median of :data:`TIMED_STEPS` after :data:`WARMUP_STEPS`."""
-    model = build_model(spec.model, data.num_classes, seed=0, **spec.model_kwargs)
-    model = prepare_model(_masked(model, family, spec.density), options)
+    model = _timed_model(spec, options, family, data.num_classes)
     eager = replace(options, compile=False)  # the engine's step, without compiling it here
     loss = loss_function(spec.recipe, eager, data)
     update = Update(make_optimizer(trainable_parameters(model), spec.recipe, eager), eager,
@@ -118,6 +126,30 @@ def step_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions,
             torch.cuda.synchronize(options.device)
         elapsed.append(time.perf_counter() - t0)
     return statistics.median(elapsed[WARMUP_STEPS:] or elapsed)
+
+
+@torch.no_grad()
+def eval_image_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions,
+                       family: str = "dense") -> float:
+    """Seconds to evaluate one test image of ``spec``'s model here: one evaluation batch
+    (``options.eval_batch_size``, as :func:`bench.engine.evaluate` runs it) timed once, its
+    first-call cost included as a run's first evaluation pays it."""
+    model = _timed_model(spec, options, family, data.num_classes).eval()
+    x, _ = next(data.test_batches(options.eval_batch_size))
+    t0 = time.perf_counter()
+    with autocast(options):
+        model(model_input(x, options))
+    if options.cuda:
+        torch.cuda.synchronize(options.device)
+    return (time.perf_counter() - t0) / len(x)
+
+
+def eval_images(planned_epochs: int, test_images: int, options: EngineOptions) -> int:
+    """Test images a run evaluates: the test split every ``eval_every`` epochs before the
+    last (whose accuracy is the decoded artifact's), once on the decoded artifact, and the
+    first evaluation batch through both the trained and the decoded model (the decode check)."""
+    during = (planned_epochs - 1) // options.eval_every if options.eval_every > 0 else 0
+    return (during + 1) * test_images + 2 * min(options.eval_batch_size, test_images)
 
 
 def search_seconds(spec: RunSpec, data: DeviceData, options: EngineOptions,
@@ -159,6 +191,7 @@ def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
         else:
             pending.append(spec)
     rates: dict[str, float] = {}
+    eval_rates: dict[str, float] = {}
     searches: dict[str, float] = {}
     per_run: dict[str, float] = {}
     for spec in pending:
@@ -171,18 +204,18 @@ def estimate_grid(specs: Sequence[RunSpec], store: RunStore, data: DataCache,
                       spec.train_subset, spec.recipe.batch_size, family))
         if shape not in rates:
             rates[shape] = step_seconds(spec, loaded, options, family)
+            eval_rates[shape] = eval_image_seconds(spec, loaded, options, family)
         scoring = repr((spec.method, sorted(spec.hparams.items()), shape))
         if scoring not in searches:
             searches[scoring] = search_seconds(spec, loaded, options, store)
         steps = loaded.steps_per_epoch(spec.recipe.batch_size, spec.recipe.drop_last)
-        evals = (planned if options.eval_every else 0) + 1  # and the decoded artifact's
-        eval_steps = len(loaded.test_y) / spec.recipe.batch_size * EVAL_COST
-        run_seconds = rates[shape] * (planned * steps + evals * eval_steps) + searches[scoring]
+        evaluating = eval_rates[shape] * eval_images(planned, len(loaded.test_y), options)
+        run_seconds = rates[shape] * planned * steps + evaluating + searches[scoring]
         per_run[spec.key] = run_seconds
         seconds += run_seconds
     device = options.device.type
     if device == "cpu":
         n = torch.get_num_threads()
         decided = threads_decided_by()
-        device = f"cpu, {n} thread{'s' if n > 1 else ''}" + (f" ({decided})" if decided else "")
+        device = f"cpu, {counted(n, 'thread')}" + (f" ({decided})" if decided else "")
     return GridEstimate(len(specs), done, len(pending), epochs, seconds, device, per_run)

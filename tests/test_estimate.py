@@ -58,6 +58,8 @@ def test_the_line_sums_training_evaluation_and_scoring_and_names_the_threads(
         data300, monkeypatch, tmp_path):
     monkeypatch.setattr(est, "step_seconds", lambda spec, data, options, family:
                         {"dense": 0.1, "fixed mask": 0.2, "top-k": 0.4}[family])
+    monkeypatch.setattr(est, "eval_image_seconds", lambda spec, data, options, family:
+                        {"dense": 0.01, "fixed mask": 0.02, "top-k": 0.03}[family])
     monkeypatch.setattr(est, "search_seconds", lambda spec, data, options, store:
                         7.0 if spec.method == "synflow" else 0.0)
 
@@ -69,9 +71,29 @@ def test_the_line_sums_training_evaluation_and_scoring_and_names_the_threads(
     specs = [smoke_spec("dense"), smoke_spec("synflow"), smoke_spec("edge-popup")]
     grid = est.estimate_grid(specs, RunStore(tmp_path), Cache(), CPU)
     steps = data300.steps_per_epoch(64, True)  # smoke: batch 64, 2 epochs, eval each epoch
-    evals = 3 * len(data300.test_y) / 64 / 3
-    expected = {"dense": 0.1 * (2 * steps + evals), "synflow": 0.2 * (2 * steps + evals) + 7,
-                "edge-popup": 0.4 * (2 * steps + evals)}
+    test = len(data300.test_y)
+    images = 2 * test + 2 * test  # epoch 1, the artifact (epoch 2's), the decode check's batch
+    expected = {"dense": 0.1 * 2 * steps + 0.01 * images,
+                "synflow": 0.2 * 2 * steps + 0.02 * images + 7,
+                "edge-popup": 0.4 * 2 * steps + 0.03 * images}
     assert grid.per_run == pytest.approx({s.key: expected[s.method] for s in specs})
     assert grid.seconds == pytest.approx(sum(expected.values()))
     assert grid.line().endswith("on cpu, 1 thread (BENCH_THREADS)")
+
+
+def test_evaluation_is_one_evaluation_batch_timed_per_image(data300, monkeypatch):
+    ticks = iter([10.0, 13.0])
+    monkeypatch.setattr(est.time, "perf_counter", lambda: next(ticks))
+    seconds = est.eval_image_seconds(smoke_spec("snip"), data300, CPU, "fixed mask")
+    assert seconds == 3.0 / min(CPU.eval_batch_size, len(data300.test_y))
+
+
+@pytest.mark.parametrize("epochs, eval_every, expected", [
+    (2, 1, 2 * 10_000 + 2 * 1000),  # epoch 1, the artifact (the last epoch's accuracy), and
+    (160, 10, 16 * 10_000 + 2 * 1000),  # the decode check's one batch through both models
+    (5, 0, 1 * 10_000 + 2 * 1000),
+])
+def test_a_run_evaluates_its_epochs_the_artifact_and_the_decode_check(epochs, eval_every,
+                                                                      expected):
+    options = EngineOptions(eval_every=eval_every)
+    assert est.eval_images(epochs, 10_000, options) == expected

@@ -98,6 +98,6 @@ def test_slurm_array_finishes_a_grid_through_a_kill_and_a_preemption(
     task = task_of(preempted.owner)
     log = (folder / f"{task}_0_log.out").read_text()
     assert f"Requeued job {task}" in log
-    assert log.count(" runs, preset ") == 2  # the requeued task ran again
+    assert log.count(", preset ") == 2  # the requeued task ran again
     logs = {p.name.split("_")[1] for p in folder.glob("*_0_log.out")}
     assert logs == {str(i) for i in range(6)}  # every task ran, the idle ones found no work

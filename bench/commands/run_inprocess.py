@@ -7,6 +7,7 @@ import argparse
 
 from bench.commands.run_setup import prepare, record_manifest
 from bench.commands.run_summary import done_line, exit_status
+from bench.wording import counted
 
 
 def run_here(args: argparse.Namespace) -> int:
@@ -20,7 +21,8 @@ def run_here(args: argparse.Namespace) -> int:
     executor = {"kind": "inprocess"} if args.worker_of is None else {}
     manifest = record_manifest(setup, args, executor, estimate) if executor else None
     grid = manifest.id if manifest else args.worker_of
-    print(f"{len(setup.specs)} runs, preset {args.preset}, results in {setup.store.root}")
+    print(f"{counted(len(setup.specs), 'run')}, preset {args.preset}, "
+          f"results in {setup.store.root}")
     print(estimate.line())
     with WorkerBeacon(setup.store, grid):
         outcomes = run_grid(setup.specs, store=setup.store, data=setup.data,

@@ -18,6 +18,7 @@ from bench.commands.run_setup import RunSetup, prepare, record_manifest
 from bench.commands.run_summary import followed_exit
 from bench.defaults import resolve_device
 from bench.errors import BenchError, printable
+from bench.wording import counted
 
 STOP_SECONDS = 30.0  # a worker's grace to save after SIGTERM before it is killed
 
@@ -103,7 +104,8 @@ def run_local(args: argparse.Namespace) -> int:
     estimate = estimate_grid(setup.specs, setup.store, setup.data, setup.options)
     manifest = record_manifest(setup, args, {"kind": "local", "workers": n,
                                              "devices": devices}, estimate)
-    print(f"{len(setup.specs)} runs, preset {args.preset}, results in {setup.store.root}")
+    print(f"{counted(len(setup.specs), 'run')}, preset {args.preset}, "
+          f"results in {setup.store.root}")
     print(f"{estimate.line()} in one process; {n} workers share it "
           f"({', '.join(devices)}; {setup.threads} threads each), grid {manifest.id}")
     procs = _start(args, setup, manifest.id, devices, n)

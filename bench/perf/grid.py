@@ -19,6 +19,7 @@ from bench.presets import get_preset
 from bench.provenance import default_threads, set_threads
 from bench.recipe import Recipe
 from bench.store import RunSpec, RunStore
+from bench.wording import counted
 
 
 def preset_grid(cfg: PerfConfig) -> list[RunSpec]:
@@ -56,7 +57,7 @@ def run_preset(cfg: PerfConfig, results: Path, pack: int) -> int:
     set_threads(default_threads())
     data = DataCache(cfg.data_dir, cfg.device)
     specs = grid_specs(cfg, data)  # a BenchError (bad grid, missing data) ends the command
-    print(f"{len(specs)} runs, preset {cfg.grid}, pack {pack}, results in {results}",
+    print(f"{counted(len(specs), 'run')}, preset {cfg.grid}, pack {pack}, results in {results}",
           flush=True)
     outcomes = run_grid(specs, store=RunStore(results), data=data, options=cfg.options,
                         pack=pack)

@@ -32,6 +32,7 @@ from bench.reports.labels import (
 )
 from bench.reports.ordering import Row, rows_of
 from bench.reports.stats import NOT_FINISHED, seeds_of
+from bench.wording import counted
 
 
 @dataclass
@@ -152,7 +153,7 @@ def _cell(r: pd.Series, spec: Metric, size_column: str | None, all_seeds: list[i
             cell.notes.append(f"{r[status]} {status}")
     absent = len(all_seeds) - int(r["runs"])
     if absent > 0:
-        cell.notes.append(f"{absent} seed{'s' if absent > 1 else ''} not run")
+        cell.notes.append(f"{counted(absent, 'seed')} not run")
     if r["layer_collapse"]:
         cell.notes.append(f"{r['layer_collapse']} collapsed")
     if r["degenerate"]:

@@ -10,6 +10,7 @@ import bench.reports.spend as spend
 from bench.reports.figures.resolution import resolution_note
 from bench.reports.labels import dataset_title, precision_note, subsets_text
 from bench.reports.stats import NOT_FINISHED, seeds_of
+from bench.wording import counted
 
 
 def seeds_text(done: pd.DataFrame, seeds: list[int], seeds_word: str) -> str:
@@ -60,7 +61,7 @@ def caption_text(table: pd.DataFrame, *, extra: Sequence[str] = (),
              *([resolution] if resolution else [])]
     not_done = int(table[list(NOT_FINISHED)].to_numpy().sum())
     if not_done:
-        parts.append(f"{not_done} run{'s' if not_done > 1 else ''} not finished (failed, "
+        parts.append(f"{counted(not_done, 'run')} not finished (failed, "
                      "diverged, running or missing; see `bench report`).")
     nseeds = len(seeds)
     partial = bool(((done["n"] < done["runs"]) | (done["n"] < nseeds)).any())
