@@ -152,3 +152,16 @@ def test_the_packing_section_times_packs_against_one_run_alone(cifar10_dir, tmp_
         assert row["s_per_epoch"] > 0
         assert row["s_per_run_epoch"] == pytest.approx(row["s_per_epoch"] / row["runs"])
         assert row["speedup"] == pytest.approx(rows[0]["s_per_epoch"] / row["s_per_run_epoch"])
+
+
+def test_prospr_memory_grows_with_its_unrolled_steps(cifar10_dir, capsys):
+    """The ProsPr memory script (each M in its own process) on a small network: every
+    unrolled step keeps its graph, so the added peak grows with M."""
+    from bench.perf.prospr_memory import main as prospr_memory
+
+    assert prospr_memory(["--data-dir", str(cifar10_dir), "--model", "resnet20",
+                          "--steps", "0,2", "--batch-size", "20"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()[3:]]
+    added = {int(m): int(mib) for m, mib, _ in rows}
+    assert set(added) == {0, 2} and added[2] > added[0] > 0
