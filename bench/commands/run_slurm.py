@@ -21,6 +21,7 @@ from bench.commands.run_setup import prepare, record_manifest
 from bench.commands.run_summary import followed_exit
 from bench.defaults import EXIT_INTERRUPTED
 from bench.errors import BenchError
+from bench.wording import counted
 
 DEFAULT_TIME_LIMIT = 240  # minutes per task
 TIMEOUT_REQUEUES = 10  # a task reaching its time limit is requeued this often at most
@@ -132,7 +133,8 @@ def submit(args: argparse.Namespace) -> int:
     setup = prepare(here)
     todo = _unfinished(setup)
     if not todo:
-        print(f"all {len(setup.specs)} runs are already in {setup.store.root}; nothing to submit")
+        print(f"all {counted(len(setup.specs), 'run')} are already in {setup.store.root}; "
+              "nothing to submit")
         return 0
     from bench.harness.manifest import grid_id
 
@@ -145,7 +147,8 @@ def submit(args: argparse.Namespace) -> int:
     array = str(jobs[0].job_id).split("_")[0]
     manifest = record_manifest(setup, args, {"kind": "slurm", "job_id": array, "tasks": tasks,
                                              "folder": str(folder)}, None)
-    print(f"{len(setup.specs)} runs, {len(todo)} to train, results in {setup.store.root}")
+    print(f"{counted(len(setup.specs), 'run')}, {len(todo)} to train, "
+          f"results in {setup.store.root}")
     print(f"submitted Slurm array {array}: {tasks} tasks (grid {gid}; logs in {folder})")
     print(f"follow: python -m bench status --results {setup.store.root}   cancel: scancel {array}")
     if not args.wait:

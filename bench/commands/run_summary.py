@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from bench.defaults import EXIT_RUN_FAILED
+from bench.wording import counted
 
 
 def done_line(statuses: Sequence[str]) -> str:
@@ -26,6 +27,6 @@ def followed_exit(states: Sequence[str], left_hint: str) -> int:
     print(done_line(states))
     left = sum(s not in ("finished", "diverged", "failed") for s in states)
     if left:
-        print(f"error: {left} runs unfinished: {left_hint}", file=sys.stderr)
+        print(f"error: {counted(left, 'run')} unfinished: {left_hint}", file=sys.stderr)
         return 1
     return exit_status(states)

@@ -17,6 +17,7 @@ from bench.claims import claim_ttl, owner_text
 from bench.defaults import results_root
 from bench.errors import BenchError
 from bench.shared_training import SharedCache, shared_cache
+from bench.wording import counted
 
 SHOWN_PER_STATE = 20  # runs listed per state before "... and N more"
 
@@ -72,7 +73,7 @@ def render(status: Any, show_all: bool = False, shared: SharedCache | None = Non
         how += f" job {m.executor['job_id']}, {m.executor.get('tasks', '?')} tasks"
     elif m.executor.get("workers"):
         how += f", {m.executor['workers']} workers"
-    lines = [f"grid {m.id}: {len(status.runs)} runs, launched {launched} ({how})"]
+    lines = [f"grid {m.id}: {counted(len(status.runs), 'run')}, launched {launched} ({how})"]
     order = ("finished", "diverged", "running", "interrupted", "failed", "pending")
     lines.append("  " + ", ".join(f"{status.count(s)} {s}" for s in order if status.count(s)))
     for state in ("running", "interrupted", "failed", "pending", "diverged", "finished"):

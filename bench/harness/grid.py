@@ -16,6 +16,7 @@ from bench.harness.one_run import execute
 from bench.harness.outcome import Outcome
 from bench.harness.packing import Trainer, run_packed
 from bench.store import RunSpec, RunStore, UnreadableRecord
+from bench.wording import counted
 
 GRID_POLL_SECONDS = 2.0
 
@@ -56,7 +57,8 @@ def run_grid(
                 tqdm.write(summary_line(i, len(specs), outcome), file=sys.stdout)
                 bar.update(1)
         if waiting and first:
-            tqdm.write(f"waiting for {len(waiting)} runs held by other workers", file=sys.stdout)
+            tqdm.write(f"waiting for {counted(len(waiting), 'run')} held by other workers",
+                       file=sys.stdout)
         if waiting:
             time.sleep(poll_seconds)
         pending, first = waiting, False

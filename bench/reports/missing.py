@@ -14,6 +14,7 @@ import pandas as pd
 from bench.grid import NO_OVERRIDES, GridOptions, preset_grid
 from bench.presets import Preset
 from bench.reports.frames import FRAME_COLUMNS, record_row
+from bench.wording import counted
 
 
 def preset_frame(frame: pd.DataFrame, preset: Preset, options: GridOptions = NO_OVERRIDES,
@@ -85,7 +86,7 @@ class MissingGroup:
 
     def describe(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items()))
-        return f"{self.preset}: {', '.join(self.items)}: {counts} (of {self.total} runs)"
+        return f"{self.preset}: {', '.join(self.items)}: {counts} (of {counted(self.total, 'run')})"
 
 
 def missing_groups(pframe: pd.DataFrame) -> list[MissingGroup]:

@@ -26,6 +26,7 @@ from bench.reports.frames import filter_frame, store_frame
 from bench.reports.missing import missing_groups, missing_report, preset_frame, reference_gaps
 from bench.reports.stats import summary_table
 from bench.reports.tables_cli import add_common_filters, check_grid_options, options_of
+from bench.wording import counted
 
 DEFAULT_OUT = Path("results/figures")
 
@@ -139,7 +140,7 @@ def _draw_paper_figure(figure: PaperFigure, args: argparse.Namespace, root: Path
     else:
         suffix = "" if options.budget_scale == 1.0 else f"-x{options.budget_scale:g}"
         paths = save(fig, args.out, figure.name + suffix)
-        print(f"{figure.name}: {done} of {len(frame)} runs finished; wrote "
+        print(f"{figure.name}: {done} of {counted(len(frame), 'run')} finished; wrote "
               + ", ".join(map(str, paths)))
     if groups:
         print(f"{figure.name}: runs not finished, with the commands that make them:")
@@ -150,7 +151,7 @@ def _draw_paper_figure(figure: PaperFigure, args: argparse.Namespace, root: Path
                                                 set(store["key"]))
             if group is not None:
                 print(f"{figure.name}: optional {item} reference line for {preset_name}, "
-                      f"{lacking} of {of} runs missing:\n"
+                      f"{lacking} of {counted(of, 'run')} missing:\n"
                       f"    {group.command(options, args.results)}")
     return bool(groups)
 
